@@ -1,0 +1,46 @@
+//! Pickup hot spots: trips per pickup geohash cell per tumbling window (spec §3 "hot spots", index
+//! `pickup_count` of spec §4).
+
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
+
+use crate::documents::{document_id, PickupCount, PICKUP_COUNT_INDEX};
+use crate::geohash::Geohash;
+use crate::profile::JobSettings;
+use crate::trip::Trip;
+use crate::windowed_aggregate::{windowed_aggregate, Count};
+
+/// Counts NYC trips (already filtered by [`crate::nyc_filter::filter_nyc`]) per pickup geohash cell at
+/// `settings.hot_spot_precision` per window of `settings.window`, keyed on the dropoff (event) time.
+///
+/// Output: one [`PickupCount`] per (cell, window) with `pickup_count ≥ settings.min_pickup_count`, at
+/// timestamp = window end, `timestamp` field = window end + `settings.timestamp_offset_ms`.
+pub fn hot_spots<'s>(nyc_trips: StreamVec<'s, u64, Trip>, settings: &JobSettings) -> StreamVec<'s, u64, PickupCount> {
+    let precision = settings.hot_spot_precision;
+    let min_count = settings.min_pickup_count;
+    let settings = settings.clone();
+    windowed_aggregate(nyc_trips, settings.window, "hot_spots", move |trip| {
+        Some((Geohash::encode(trip.pickup.lat, trip.pickup.lon, precision)?, Count(1)))
+    })
+    .unary(Pipeline, "hot_spots.documents", move |_capability, _info| {
+        move |input, output| {
+            input.for_each_time(|time, batches| {
+                let mut session = output.session(&time);
+                for batch in batches {
+                    for agg in batch.drain(..) {
+                        if agg.acc.0 >= min_count {
+                            let cell = agg.key.as_str();
+                            session.give(PickupCount {
+                                id: document_id(PICKUP_COUNT_INDEX, &[cell], agg.window),
+                                location: cell.to_string(),
+                                pickup_count: agg.acc.0,
+                                timestamp: settings.document_timestamp(agg.window.end_ms),
+                            });
+                        }
+                    }
+                }
+            });
+        }
+    })
+}

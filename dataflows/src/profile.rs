@@ -1,0 +1,138 @@
+//! The three profiles of the reference job (spec §3) and the settings they resolve to.
+
+use crate::geo::{Area, BoundingBox};
+use crate::geo::Airport;
+use crate::trip::Point;
+use crate::window::TumblingWindow;
+
+/// Which reference job to reproduce (spec §3 table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// `amazon-kinesis-analytics-taxi-consumer` (Flink on KDA), the default.
+    Kda,
+    /// `flink-stream-processing-refarch` (Flink on EMR).
+    Refarch,
+    /// `amazon-managed-service-for-apache-flink-taxi-consumer` (Flink on MSF).
+    Msf,
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "kda" => Ok(Profile::Kda),
+            "refarch" => Ok(Profile::Refarch),
+            "msf" => Ok(Profile::Msf),
+            other => Err(format!("unknown profile {other:?}: expected kda, refarch or msf")),
+        }
+    }
+}
+
+/// How event-time progress (the watermark) of a partition is derived (spec §3 "event-time progress").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// From the partition's watermark records (KDA, refarch); a partition without any makes progress only
+    /// at its end, so a file gives the exact batch answer.
+    WatermarkRecords,
+    /// Bounded out-of-orderness (MSF, or `--max-out-of-orderness`): after a trip, the partition's watermark
+    /// is `max event time seen − bound − 1 ms`, as Flink's `BoundedOutOfOrdernessWatermarks`; watermark
+    /// records are then ignored.
+    BoundedOutOfOrderness {
+        /// The bound in milliseconds.
+        bound_ms: u64,
+    },
+}
+
+/// Everything the dataflows need to know about a profile, after command-line overrides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSettings {
+    /// The profile these settings come from.
+    pub profile: Profile,
+    /// Tumbling window assigner (1 h for KDA/MSF, 10 min for refarch).
+    pub window: TumblingWindow,
+    /// Geohash precision of the hot-spot key (7 for KDA/MSF, 6 for refarch).
+    pub hot_spot_precision: usize,
+    /// Geohash precision of the pickup cell of the duration key (6 in every profile).
+    pub duration_precision: usize,
+    /// Smallest `pickup_count` emitted (1 = every cell, refarch: 2).
+    pub min_pickup_count: u64,
+    /// Smallest number of trips of a duration group emitted (2 in every profile).
+    pub min_duration_trips: u64,
+    /// Area that the pickup and the dropoff must both be in.
+    pub nyc: Area,
+    /// JFK area, tested first on the dropoff.
+    pub jfk: Area,
+    /// LGA area, tested on the dropoff when it is not at JFK.
+    pub lga: Area,
+    /// Added to the window end (exclusive) to give the documents' `timestamp` (0, or −1 for refarch).
+    pub timestamp_offset_ms: i64,
+    /// Source of event-time progress.
+    pub progress: Progress,
+}
+
+/// The KDA/MSF NYC box: lat [40.560, 40.878], lon [−74.054, −73.722], inclusive.
+pub const NYC_BOX: BoundingBox = BoundingBox { min_lat: 40.560, max_lat: 40.878, min_lon: -74.054, max_lon: -73.722 };
+/// The KDA/MSF JFK box: lat [40.632, 40.654], lon [−73.800, −73.761].
+pub const JFK_BOX: BoundingBox = BoundingBox { min_lat: 40.632, max_lat: 40.654, min_lon: -73.800, max_lon: -73.761 };
+/// The KDA/MSF LGA box: lat [40.766, 40.778], lon [−73.881, −73.859].
+pub const LGA_BOX: BoundingBox = BoundingBox { min_lat: 40.766, max_lat: 40.778, min_lon: -73.881, max_lon: -73.859 };
+
+impl JobSettings {
+    /// The exact settings of `profile` (spec §3).
+    pub fn for_profile(profile: Profile) -> JobSettings {
+        match profile {
+            Profile::Kda | Profile::Msf => JobSettings {
+                profile,
+                window: TumblingWindow::new(3_600_000),
+                hot_spot_precision: 7,
+                duration_precision: 6,
+                min_pickup_count: 1,
+                min_duration_trips: 2,
+                nyc: Area::Box(NYC_BOX),
+                jfk: Area::Box(JFK_BOX),
+                lga: Area::Box(LGA_BOX),
+                timestamp_offset_ms: 0,
+                progress: if profile == Profile::Msf {
+                    Progress::BoundedOutOfOrderness { bound_ms: 120_000 }
+                } else {
+                    Progress::WatermarkRecords
+                },
+            },
+            Profile::Refarch => JobSettings {
+                profile,
+                window: TumblingWindow::new(600_000),
+                hot_spot_precision: 6,
+                duration_precision: 6,
+                min_pickup_count: 2,
+                min_duration_trips: 2,
+                nyc: Area::neighbours_of("dr72"),
+                jfk: Area::neighbours_of("dr5x0z"),
+                lga: Area::Cells(vec![
+                    crate::geohash::Geohash::parse("dr5ryy").unwrap(),
+                    crate::geohash::Geohash::parse("dr5rzn").unwrap(),
+                ])
+                .union(Area::neighbours_of("dr5rzjx")),
+                timestamp_offset_ms: -1,
+                progress: Progress::WatermarkRecords,
+            },
+        }
+    }
+
+    /// The airport of a dropoff position: JFK tested before LGA (spec §3).
+    #[inline]
+    pub fn airport_of(&self, dropoff: Point) -> Option<Airport> {
+        if self.jfk.contains(dropoff) {
+            Some(Airport::Jfk)
+        } else if self.lga.contains(dropoff) {
+            Some(Airport::Lga)
+        } else {
+            None
+        }
+    }
+
+    /// The `timestamp` field of a document of the window ending at `window_end_ms` (exclusive).
+    #[inline]
+    pub fn document_timestamp(&self, window_end_ms: u64) -> i64 {
+        window_end_ms as i64 + self.timestamp_offset_ms
+    }
+}

@@ -1,0 +1,47 @@
+//! The trip event every reader produces and every dataflow consumes (spec §1).
+
+use serde::{Deserialize, Serialize};
+
+/// A position in degrees WGS84.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Latitude, degrees WGS84, north positive.
+    pub lat: f64,
+    /// Longitude, degrees WGS84, east positive.
+    pub lon: f64,
+}
+
+/// One complete taxi trip (spec §1 "Trip").
+///
+/// Times are milliseconds since the Unix epoch (UTC; the NYC local times of the TLC files are read as UTC,
+/// as the reference pipelines do). The trip's **event time is its dropoff time** (spec §1).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trip {
+    /// `trip_id` of a JSON trip event; `None` for CSV rows, which carry no id.
+    pub trip_id: Option<i64>,
+    /// Pickup time, ms since the Unix epoch.
+    pub pickup_ms: u64,
+    /// Dropoff time, ms since the Unix epoch; the event time.
+    pub dropoff_ms: u64,
+    /// Pickup position.
+    pub pickup: Point,
+    /// Dropoff position.
+    pub dropoff: Point,
+    /// `total_amount` in USD; parsed but unused by the two computations (NaN when the input has none).
+    pub total_amount: f64,
+}
+
+impl Trip {
+    /// The event time: the dropoff time in ms since the Unix epoch (spec §1).
+    #[inline]
+    pub fn event_time(&self) -> u64 {
+        self.dropoff_ms
+    }
+
+    /// Whole minutes from pickup to dropoff, truncated toward zero; negative when the dropoff is recorded
+    /// before the pickup, which real TLC data has and the reference keeps (spec §3 "duration value").
+    #[inline]
+    pub fn duration_minutes(&self) -> i64 {
+        (self.dropoff_ms as i64 - self.pickup_ms as i64) / 60_000
+    }
+}

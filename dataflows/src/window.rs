@@ -1,0 +1,38 @@
+//! Epoch-aligned tumbling event-time windows (spec §3 "window").
+
+use serde::{Deserialize, Serialize};
+
+/// A tumbling window assigner: windows of `length_ms` milliseconds aligned to the Unix epoch, as Flink's
+/// `TumblingEventTimeWindows.of(size)` with offset 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TumblingWindow {
+    /// Window length in milliseconds; greater than zero.
+    pub length_ms: u64,
+}
+
+/// One window `[start_ms, end_ms)`, ms since the Unix epoch; `end_ms` is exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Window {
+    /// First millisecond inside the window.
+    pub start_ms: u64,
+    /// First millisecond after the window.
+    pub end_ms: u64,
+}
+
+impl TumblingWindow {
+    /// A window assigner of `length_ms` milliseconds.
+    ///
+    /// # Panics
+    /// If `length_ms` is zero (the CLI rejects that at start-up).
+    pub fn new(length_ms: u64) -> Self {
+        assert!(length_ms > 0, "window length must be positive");
+        TumblingWindow { length_ms }
+    }
+
+    /// The window holding event time `t` (ms since the Unix epoch).
+    #[inline]
+    pub fn window_of(&self, t: u64) -> Window {
+        let start_ms = t - t % self.length_ms;
+        Window { start_ms, end_ms: start_ms + self.length_ms }
+    }
+}

@@ -1,0 +1,162 @@
+//! The `taxiflow` command line (clap): `taxiflow run …`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+use taxiflow_dataflows::{JobSettings, Profile, Progress, TumblingWindow};
+
+use crate::input::FormatChoice;
+use crate::run::{run, RunOptions};
+use crate::sink::SinkSpec;
+use crate::workers::WorkerArgs;
+
+/// taxiflow: the AWS "real-time taxi hot spots" reference job on timely dataflow.
+#[derive(Debug, Parser)]
+#[command(name = "taxiflow", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute pickup hot spots and airport trip durations in event time.
+    Run(RunArgs),
+}
+
+/// Flags of `taxiflow run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Input file (TLC/DEBS/TaxiRide CSV or JSON lines, plain or gzip); repeat for several. Default: the
+    /// bundled real NYC samples in `data/`.
+    #[arg(long = "input", value_name = "PATH")]
+    pub inputs: Vec<PathBuf>,
+    /// Input format; `auto` detects it from each file's first line.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: FormatChoice,
+    /// Reference job to reproduce (spec §3): kda, refarch or msf.
+    #[arg(long, default_value = "kda")]
+    pub profile: Profile,
+    /// Tumbling window length (e.g. 1h, 10m); default from the profile.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub window: Option<Duration>,
+    /// Geohash precision of the hot-spot key (1–12); default from the profile.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=12))]
+    pub hot_spot_precision: Option<u8>,
+    /// Geohash precision of the duration key's pickup cell (1–12); default 6.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=12))]
+    pub duration_precision: Option<u8>,
+    /// Derive progress as max event time − this bound (e.g. 2m) instead of from watermark records.
+    /// The msf profile sets 2m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max_out_of_orderness: Option<Duration>,
+    /// Where results go: file://DIR or stdout.
+    #[arg(long, default_value = "file://out")]
+    pub sink: SinkSpec,
+    /// Serve Prometheus metrics on HOST:PORT at /metrics.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Worker flags.
+    #[command(flatten)]
+    pub workers: WorkerArgs,
+}
+
+impl RunArgs {
+    /// The job settings: the profile's, with the flags' overrides.
+    ///
+    /// # Errors
+    /// `--window` shorter than 1 ms or not a whole number of ms.
+    pub fn settings(&self) -> anyhow::Result<JobSettings> {
+        let mut s = JobSettings::for_profile(self.profile);
+        if let Some(w) = self.window {
+            let ms = w.as_millis();
+            if ms == 0 || w.as_nanos() % 1_000_000 != 0 {
+                bail!("--window must be a positive whole number of milliseconds, got {w:?}");
+            }
+            s.window = TumblingWindow::new(ms as u64);
+        }
+        if let Some(p) = self.hot_spot_precision {
+            s.hot_spot_precision = p as usize;
+        }
+        if let Some(p) = self.duration_precision {
+            s.duration_precision = p as usize;
+        }
+        if let Some(b) = self.max_out_of_orderness {
+            s.progress = Progress::BoundedOutOfOrderness { bound_ms: b.as_millis() as u64 };
+        }
+        Ok(s)
+    }
+
+    /// The inputs, or the bundled samples when none is given.
+    ///
+    /// # Errors
+    /// No `--input` and no bundled `data/` directory could be found.
+    pub fn inputs(&self) -> anyhow::Result<Vec<PathBuf>> {
+        if !self.inputs.is_empty() {
+            return Ok(self.inputs.clone());
+        }
+        bundled_samples()
+    }
+}
+
+/// The bundled real NYC samples: `data/*.csv*` under `$TAXIFLOW_DATA`, `./data`, or the source checkout.
+///
+/// # Errors
+/// None of those directories holds a sample.
+pub fn bundled_samples() -> anyhow::Result<Vec<PathBuf>> {
+    let mut candidates = Vec::new();
+    if let Ok(dir) = std::env::var("TAXIFLOW_DATA") {
+        candidates.push(PathBuf::from(dir));
+    }
+    candidates.push(PathBuf::from("data"));
+    candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data"));
+    for dir in candidates {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".csv") || n.ends_with(".csv.gz")))
+                .collect();
+            if !files.is_empty() {
+                files.sort();
+                return Ok(files);
+            }
+        }
+    }
+    bail!("no --input given and no bundled samples found in $TAXIFLOW_DATA, ./data or the source checkout")
+}
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// Any start-up or run error, naming the flag at fault where there is one.
+pub fn main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => {
+            let settings = args.settings()?;
+            let timely = args.workers.timely_config()?;
+            if args.sink == SinkSpec::Stdout && args.workers.processes > 1 {
+                // timely_communication prints its connection progress with println!.
+                bail!("--sink stdout cannot be used with --processes > 1: timely's networking writes to standard output; use --sink file://DIR");
+            }
+            if let Some(addr) = args.metrics_addr {
+                crate::metrics::serve(addr)?;
+            }
+            let options = RunOptions { inputs: args.inputs()?, format: args.format, settings, sink: args.sink.clone(), timely };
+            let report = run(options)?;
+            if let Some(totals) = report.totals {
+                let line = totals.summary_line(report.elapsed.as_secs_f64());
+                if args.sink == SinkSpec::Stdout {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The file source: a timely operator that reads this worker's splits, turns records into trips, tracks each
+//! partition's watermark, and holds a capability at the smallest event time its partitions can still send.
+//!
+//! Outputs: trips (`StreamVec<u64, Trip>`) and dead letters (`StreamVec<u64, DeadLetter>`). A batch of trips is
+//! sent at the source's capability, which is ≤ every non-late trip's event time; after each batch the
+//! capability is downgraded to `min over unfinished partitions of (watermark + 1)`, and dropped when all are
+//! read. So the frontier downstream is the minimum watermark over all partitions of all workers, plus one
+//! (spec §3 "min over partitions of the last watermark event").
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use taxiflow_dataflows::{Progress, Trip};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::{Scope, StreamVec};
+
+use crate::dead_letter::DeadLetter;
+use crate::input::csv_line::CsvLine;
+use crate::input::split::{last_watermark_before, SplitReader};
+use crate::input::{Format, Record, Split};
+use crate::summary::Totals;
+use crate::watermark::PartitionWatermark;
+
+/// Lines read per activation of the operator, so that downstream operators run and memory stays bounded.
+pub const LINES_PER_ACTIVATION: usize = 8192;
+
+struct Partition {
+    split: Split,
+    reader: Option<SplitReader>,
+    clock: PartitionWatermark,
+    done: bool,
+}
+
+impl Partition {
+    fn open(&mut self, progress: Progress) -> std::io::Result<()> {
+        let reader = SplitReader::open(&self.split)?;
+        // A byte range in the middle of a JSON-lines file inherits the last watermark before it.
+        let inherited = if progress == Progress::WatermarkRecords
+            && self.split.file.format == Format::JsonLines
+            && reader.first_line_offset() > 0
+        {
+            last_watermark_before(&self.split.file.path, reader.first_line_offset())?
+        } else {
+            None
+        };
+        self.clock = PartitionWatermark::new(progress, inherited);
+        self.reader = Some(reader);
+        Ok(())
+    }
+}
+
+/// Builds the file source of one worker over `splits` (this worker's share of the plan). `totals` receives the
+/// worker's record counts; `worker` labels its metrics.
+pub fn file_source<'s>(
+    scope: Scope<'s, u64>,
+    splits: Vec<Split>,
+    progress: Progress,
+    totals: Rc<RefCell<Totals>>,
+    worker: usize,
+) -> (StreamVec<'s, u64, Trip>, StreamVec<'s, u64, DeadLetter>) {
+    let mut builder = OperatorBuilder::new("file_source".to_owned(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let (trips_output, trips) = builder.new_output::<Vec<Trip>>();
+    let (dead_output, dead_letters) = builder.new_output::<Vec<DeadLetter>>();
+    let mut trips_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Trip>>>::from(trips_output);
+    let mut dead_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
+    let worker_label = worker.to_string();
+
+    builder.build(move |mut capabilities| {
+        let mut dead_cap = capabilities.pop();
+        let mut trip_cap = capabilities.pop();
+        let mut partitions: Vec<Partition> = splits
+            .into_iter()
+            .map(|split| Partition { split, reader: None, clock: PartitionWatermark::new(progress, None), done: false })
+            .collect();
+        let mut csv = CsvLine::new();
+        let mut trip_batch: Vec<Trip> = Vec::with_capacity(LINES_PER_ACTIVATION);
+        let mut dead_batch: Vec<DeadLetter> = Vec::new();
+
+        move |_frontiers| {
+            let Some(cap) = trip_cap.as_mut() else { return };
+            // Read from the partition that holds progress back the most.
+            let Some(p) = partitions.iter_mut().filter(|p| !p.done).min_by_key(|p| p.clock.frontier()) else {
+                // Nothing (left) to read, e.g. more workers than splits: release progress.
+                trip_cap = None;
+                dead_cap = None;
+                return;
+            };
+            let source = p.split.file.path.display().to_string();
+            let mut batch = Totals::default();
+            if p.reader.is_none() {
+                if let Err(e) = p.open(progress) {
+                    tracing::error!(input = %p.split.describe(), error = %e, "cannot open input split");
+                    dead_batch.push(unreadable(&source, 0, 0, &e));
+                    batch.malformed += 1;
+                    p.done = true;
+                }
+            }
+            if let Some(reader) = p.reader.as_mut() {
+                let format = &p.split.file.format;
+                for _ in 0..LINES_PER_ACTIVATION {
+                    let offset = match reader.next_line() {
+                        Ok(Some(offset)) => offset,
+                        Ok(None) => {
+                            p.done = true;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::error!(input = %p.split.describe(), error = %e, "input unreadable; rest of the split skipped");
+                            dead_batch.push(unreadable(&source, reader.line_number() + 1, 0, &e));
+                            batch.malformed += 1;
+                            p.done = true;
+                            break;
+                        }
+                    };
+                    if reader.line.is_empty() {
+                        continue;
+                    }
+                    batch.records_read += 1;
+                    match format.parse(&reader.line, &mut csv) {
+                        Ok(Record::Trip(trip)) => {
+                            batch.trips += 1;
+                            match p.clock.observe_trip(trip.event_time()) {
+                                Ok(()) => trip_batch.push(trip),
+                                Err(late) => {
+                                    batch.late += 1;
+                                    dead_batch.push(DeadLetter {
+                                        reason: "late".to_string(),
+                                        source: source.clone(),
+                                        line: reader.line_number(),
+                                        offset,
+                                        record: String::from_utf8_lossy(&reader.line).into_owned(),
+                                        event_time: Some(trip.event_time()),
+                                        watermark: Some(late.watermark),
+                                    });
+                                }
+                            }
+                        }
+                        Ok(Record::Watermark(w)) => {
+                            batch.watermarks += 1;
+                            p.clock.observe_watermark_record(w);
+                        }
+                        Ok(Record::NotATrip) => batch.not_trips += 1,
+                        Err(reason) => {
+                            batch.malformed += 1;
+                            dead_batch.push(DeadLetter {
+                                reason: format!("malformed: {reason}"),
+                                source: source.clone(),
+                                line: reader.line_number(),
+                                offset,
+                                record: String::from_utf8_lossy(&reader.line).into_owned(),
+                                event_time: None,
+                                watermark: None,
+                            });
+                        }
+                    }
+                }
+            }
+            if p.done {
+                p.reader = None;
+            }
+
+            if !trip_batch.is_empty() {
+                trips_output.activate().session(&*cap).give_container(&mut trip_batch);
+                trip_batch.clear();
+            }
+            if !dead_batch.is_empty() {
+                if let Some(dcap) = dead_cap.as_ref() {
+                    dead_output.activate().session(dcap).give_container(&mut dead_batch);
+                }
+                dead_batch.clear();
+            }
+            record_metrics(&batch, &worker_label);
+            *totals.borrow_mut() += batch;
+
+            // Progress: the smallest event time any unfinished partition can still send.
+            match partitions.iter().filter(|p| !p.done).map(|p| p.clock.frontier()).min() {
+                Some(frontier) => {
+                    if frontier > *cap.time() {
+                        cap.downgrade(&frontier);
+                        if let Some(dcap) = dead_cap.as_mut() {
+                            dcap.downgrade(&frontier);
+                        }
+                        metrics::gauge!("taxiflow_input_watermark_ms", "worker" => worker_label.clone()).set((frontier - 1) as f64);
+                    }
+                    activator.activate();
+                }
+                None => {
+                    trip_cap = None;
+                    dead_cap = None;
+                    tracing::debug!(worker, "all input splits read");
+                }
+            }
+        }
+    });
+    (trips, dead_letters)
+}
+
+fn unreadable(source: &str, line: u64, offset: u64, e: &dyn std::fmt::Display) -> DeadLetter {
+    DeadLetter {
+        reason: format!("unreadable: {e}"),
+        source: source.to_string(),
+        line,
+        offset,
+        record: String::new(),
+        event_time: None,
+        watermark: None,
+    }
+}
+
+fn record_metrics(batch: &Totals, worker: &str) {
+    let w = worker.to_string();
+    metrics::counter!("taxiflow_records_in_total", "worker" => w.clone()).increment(batch.records_read);
+    metrics::counter!("taxiflow_trips_total", "worker" => w.clone()).increment(batch.trips);
+    metrics::counter!("taxiflow_late_records_total", "worker" => w.clone()).increment(batch.late);
+    metrics::counter!("taxiflow_malformed_records_total", "worker" => w).increment(batch.malformed);
+}

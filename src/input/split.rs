@@ -1,0 +1,288 @@
+//! Splitting inputs across all workers of all processes, and reading one split line by line.
+//!
+//! A **split** is a whole file (gzip files, small files, and every file when a partition's watermark depends on
+//! all records before it) or a byte range `[start, end)` of a plain file. A byte range owns exactly the lines
+//! whose first byte lies in it, so every line is read by exactly one worker. Every process computes the same
+//! plan from the same inputs, so the workers agree on it without talking.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{open_decoded, trim_line, InputFile, Record};
+
+/// Plain files smaller than this are not cut into byte ranges.
+pub const MIN_SPLIT_BYTES: u64 = 1 << 20;
+
+/// A piece of input read by one worker.
+#[derive(Clone, Debug)]
+pub struct Split {
+    /// The file.
+    pub file: Arc<InputFile>,
+    /// First byte owned (0 for whole files).
+    pub start: u64,
+    /// First byte not owned; `u64::MAX` reads to the end of the file.
+    pub end: u64,
+    /// Global index of the worker that reads it.
+    pub worker: usize,
+}
+
+impl Split {
+    /// `path` for a whole file, `path[start..end)` for a byte range, for logs and dead letters.
+    pub fn describe(&self) -> String {
+        if self.start == 0 && self.end == u64::MAX {
+            self.file.path.display().to_string()
+        } else {
+            format!("{}[{}..{})", self.file.path.display(), self.start, self.end)
+        }
+    }
+}
+
+/// Plans the splits of `files` over `peers` workers. With `whole_files`, every file is one split.
+/// Pieces are given, largest first, to the worker with the fewest bytes so far (gzip bytes count 4×).
+pub fn plan_splits(files: &[Arc<InputFile>], peers: usize, whole_files: bool) -> Vec<Split> {
+    let mut pieces: Vec<(u64, Split)> = Vec::new();
+    for file in files {
+        if file.gzip || whole_files || file.size < MIN_SPLIT_BYTES || peers == 1 {
+            let weight = if file.gzip { file.size * 4 } else { file.size };
+            pieces.push((weight, Split { file: file.clone(), start: 0, end: u64::MAX, worker: 0 }));
+        } else {
+            let step = file.size.div_ceil(peers as u64);
+            for k in 0..peers as u64 {
+                let start = k * step;
+                let end = if k + 1 == peers as u64 { u64::MAX } else { (k + 1) * step };
+                pieces.push((step, Split { file: file.clone(), start, end, worker: 0 }));
+            }
+        }
+    }
+    // Stable: equal weights keep input order, so every process computes the same plan.
+    pieces.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut load = vec![0u64; peers];
+    let mut splits = Vec::with_capacity(pieces.len());
+    for (weight, mut split) in pieces {
+        let worker = (0..peers).min_by_key(|&w| (load[w], w)).unwrap_or(0);
+        load[worker] += weight.max(1);
+        split.worker = worker;
+        splits.push(split);
+    }
+    splits
+}
+
+/// Reads the lines of one split, tracking byte offsets and line numbers.
+pub struct SplitReader {
+    reader: Box<dyn BufRead + Send>,
+    /// Absolute offset of the next line to read.
+    pos: u64,
+    end: u64,
+    /// Offset of the first line this split owns.
+    first_line_offset: u64,
+    /// Lines consumed since `first_line_offset` (header included).
+    lines_read: u64,
+    /// Newlines before `first_line_offset`, counted on first need.
+    lines_before: Option<u64>,
+    path: Arc<InputFile>,
+    /// The current line, without terminator.
+    pub line: Vec<u8>,
+}
+
+impl SplitReader {
+    /// Opens `split`: seeks to its first owned line, and skips the header line when the split starts the file
+    /// and the format has one.
+    ///
+    /// # Errors
+    /// The file cannot be opened, sought or read.
+    pub fn open(split: &Split) -> io::Result<SplitReader> {
+        let path = &split.file.path;
+        let (reader, pos): (Box<dyn BufRead + Send>, u64) = if split.start == 0 {
+            (open_decoded(path).map_err(io::Error::other)?, 0)
+        } else {
+            let mut file = File::open(path)?;
+            file.seek(SeekFrom::Start(split.start - 1))?;
+            let mut reader = BufReader::with_capacity(1 << 20, file);
+            // The byte before `start` tells whether a line starts exactly at `start`.
+            let mut skipped = Vec::new();
+            let n = reader.read_until(b'\n', &mut skipped)? as u64;
+            (Box::new(reader), split.start - 1 + n)
+        };
+        let mut r = SplitReader {
+            reader,
+            pos,
+            end: split.end,
+            first_line_offset: pos,
+            lines_read: 0,
+            lines_before: if pos == 0 { Some(0) } else { None },
+            path: split.file.clone(),
+            line: Vec::with_capacity(512),
+        };
+        if split.start == 0 && split.file.format.has_header() {
+            while r.next_line()?.is_some() && r.line.is_empty() {}
+        }
+        Ok(r)
+    }
+
+    /// Offset of the first line this split owns (after the partial line before a byte range).
+    pub fn first_line_offset(&self) -> u64 {
+        self.first_line_offset
+    }
+
+    /// Reads the next owned line into [`Self::line`]; returns its absolute byte offset, or `None` at the end
+    /// of the split.
+    ///
+    /// # Errors
+    /// An I/O or decompression error.
+    pub fn next_line(&mut self) -> io::Result<Option<u64>> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        self.line.clear();
+        let n = self.reader.read_until(b'\n', &mut self.line)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let offset = self.pos;
+        self.pos += n as u64;
+        self.lines_read += 1;
+        let len = trim_line(&self.line).len();
+        self.line.truncate(len);
+        Ok(Some(offset))
+    }
+
+    /// 1-based line number in the file of the line last returned by [`Self::next_line`]. For a byte range,
+    /// the first call counts the newlines before it (once).
+    pub fn line_number(&mut self) -> u64 {
+        if self.lines_before.is_none() {
+            self.lines_before = Some(count_newlines(&self.path.path, self.first_line_offset).unwrap_or(0));
+        }
+        self.lines_before.unwrap_or(0) + self.lines_read
+    }
+}
+
+/// Number of `\n` bytes in the first `len` bytes of a plain file.
+fn count_newlines(path: &Path, len: u64) -> io::Result<u64> {
+    let mut file = File::open(path)?.take(len);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut count = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(count);
+        }
+        count += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+    }
+}
+
+/// The value of the last JSON watermark record that starts before byte `before` of a plain JSON-lines file,
+/// scanning backwards in chunks. This is the progress a byte range inherits from the part of its partition
+/// (the file) that another worker reads.
+///
+/// # Errors
+/// An I/O error.
+pub fn last_watermark_before(path: &Path, before: u64) -> io::Result<Option<u64>> {
+    const CHUNK: u64 = 1 << 20;
+    let finder = memchr::memmem::Finder::new(b"watermark");
+    let mut file = File::open(path)?;
+    let mut hi = before;
+    let mut chunk = CHUNK;
+    let mut buf = Vec::new();
+    while hi > 0 {
+        let lo = hi.saturating_sub(chunk);
+        buf.resize((hi - lo) as usize, 0);
+        file.seek(SeekFrom::Start(lo))?;
+        file.read_exact(&mut buf)?;
+        // Complete lines only: when lo > 0, the text before the first newline may be a partial line.
+        let first_complete = if lo == 0 {
+            0
+        } else {
+            match memchr::memchr(b'\n', &buf) {
+                Some(i) => i + 1,
+                None => {
+                    chunk *= 2;
+                    continue;
+                }
+            }
+        };
+        let mut line_end = buf.len();
+        while line_end > first_complete {
+            let line_start = memchr::memrchr(b'\n', &buf[first_complete..line_end.saturating_sub(1).max(first_complete)])
+                .map(|i| first_complete + i + 1)
+                .unwrap_or(first_complete);
+            let line = trim_line(&buf[line_start..line_end]);
+            if finder.find(line).is_some() {
+                if let Ok(Record::Watermark(w)) = super::json_lines::parse(line) {
+                    return Ok(Some(w));
+                }
+            }
+            line_end = line_start;
+        }
+        hi = lo + first_complete as u64;
+        chunk = CHUNK;
+        if lo == 0 {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{Format, FormatChoice};
+    use std::io::Write;
+
+    fn file_with(text: &str) -> (tempfile::NamedTempFile, Arc<InputFile>) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        let input = InputFile::inspect(f.path(), FormatChoice::Jsonl).unwrap();
+        (f, Arc::new(input))
+    }
+
+    #[test]
+    fn byte_ranges_cover_every_line_once() {
+        let text: String = (0..200).map(|i| format!("line {i} {}\n", "x".repeat(i % 17))).collect();
+        let (_f, file) = file_with(&text);
+        for cut in 1..text.len() as u64 {
+            let mut seen = Vec::new();
+            for (start, end) in [(0, cut), (cut, u64::MAX)] {
+                let split = Split { file: file.clone(), start, end, worker: 0 };
+                let mut r = SplitReader::open(&split).unwrap();
+                while let Some(offset) = r.next_line().unwrap() {
+                    let n = r.line_number();
+                    seen.push((offset, n, String::from_utf8(r.line.clone()).unwrap()));
+                }
+            }
+            let expected: Vec<String> = text.lines().map(String::from).collect();
+            assert_eq!(seen.iter().map(|s| s.2.clone()).collect::<Vec<_>>(), expected, "cut at {cut}");
+            assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), (1..=200).collect::<Vec<u64>>(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn plan_balances_and_keeps_gzip_whole() {
+        let big = Arc::new(InputFile { path: "a".into(), format: Format::JsonLines, gzip: false, size: 10 << 20 });
+        let gz = Arc::new(InputFile { path: "b".into(), format: Format::JsonLines, gzip: true, size: 1 << 20 });
+        let plan = plan_splits(&[big.clone(), gz.clone()], 2, false);
+        assert_eq!(plan.iter().filter(|s| s.file.gzip).count(), 1);
+        assert_eq!(plan.len(), 3);
+        assert!(plan.iter().any(|s| s.worker == 0) && plan.iter().any(|s| s.worker == 1));
+        let whole = plan_splits(&[big, gz], 2, true);
+        assert!(whole.iter().all(|s| s.start == 0 && s.end == u64::MAX));
+    }
+
+    #[test]
+    fn last_watermark_before_scans_back() {
+        let mut text = String::new();
+        text.push_str("{\"type\":\"watermark\",\"watermark\":1000}\n");
+        let mark = text.len() as u64;
+        for i in 0..50_000 {
+            text.push_str(&format!("{{\"type\":\"trip\",\"note\":\"watermark-ish {i}\"}}\n"));
+        }
+        let second = text.len() as u64;
+        text.push_str("{\"type\":\"watermark\",\"watermark\":2000}\n");
+        let (_f, file) = file_with(&text);
+        assert_eq!(last_watermark_before(&file.path, 0).unwrap(), None);
+        assert_eq!(last_watermark_before(&file.path, mark).unwrap(), Some(1000));
+        assert_eq!(last_watermark_before(&file.path, second).unwrap(), Some(1000));
+        assert_eq!(last_watermark_before(&file.path, text.len() as u64).unwrap(), Some(2000));
+    }
+}

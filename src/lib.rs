@@ -1,0 +1,19 @@
+//! # taxiflow
+//!
+//! The AWS "real-time taxi hot spots" reference job (`shared/spec/reference-job.md`) on timely dataflow:
+//! readers, sources, sinks and the command line around the I/O-free dataflow builders of the
+//! `taxiflow-dataflows` crate (`dataflows/`).
+
+pub mod cli;
+pub mod dead_letter;
+pub mod file_source;
+pub mod input;
+pub mod metrics;
+pub mod run;
+pub mod sink;
+pub mod summary;
+pub mod timestamp;
+pub mod watermark;
+pub mod workers;
+
+pub use taxiflow_dataflows as dataflows;

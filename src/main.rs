@@ -1,0 +1,15 @@
+//! The `taxiflow` binary: parses the command line and runs it (see `taxiflow::cli`).
+
+use clap::Parser;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = taxiflow::cli::Cli::parse();
+    if let Err(e) = taxiflow::cli::main(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,123 @@
+//! `taxiflow run` on files: plans the input, starts the timely workers, builds the job on each, and returns
+//! the totals summed over all workers of all processes.
+
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use taxiflow_dataflows::job::build_job;
+use taxiflow_dataflows::{JobSettings, Progress};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::{Operator, ToStream};
+
+use crate::file_source::file_source;
+use crate::input::{plan_splits, FormatChoice, InputFile};
+use crate::sink::{write_stream, SinkSpec, SinkWriter};
+use crate::summary::Totals;
+
+/// Everything `taxiflow run` needs, validated.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Input files (plain or gzip).
+    pub inputs: Vec<PathBuf>,
+    /// `--format`.
+    pub format: FormatChoice,
+    /// Profile settings after overrides.
+    pub settings: JobSettings,
+    /// `--sink`.
+    pub sink: SinkSpec,
+    /// Timely configuration from the worker flags.
+    pub timely: timely::Config,
+}
+
+/// What a run reports: totals over all workers (on process 0; other processes report only their own view,
+/// `None`) and the wall time.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// Totals over every worker of every process, known on process 0.
+    pub totals: Option<Totals>,
+    /// Wall time from the start of the workers to their end.
+    pub elapsed: Duration,
+}
+
+/// Runs the job to the end of its inputs.
+///
+/// # Errors
+/// An input that cannot be opened or whose format is unknown (named), a sink that cannot be created or that
+/// failed to write, or a timely start-up error (e.g. a cluster peer that cannot be reached).
+pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
+    let mut files = Vec::new();
+    for path in &options.inputs {
+        let file = InputFile::inspect(path, options.format)?;
+        tracing::info!(input = %path.display(), format = file.format.name(), gzip = file.gzip, bytes = file.size, "input");
+        files.push(Arc::new(file));
+    }
+    // A bounded-out-of-orderness watermark depends on every record before it, so such files are read whole.
+    let whole_files = matches!(options.settings.progress, Progress::BoundedOutOfOrderness { .. });
+    let peers = match &options.timely.communication {
+        timely::CommunicationConfig::Thread => 1,
+        timely::CommunicationConfig::Process(n) | timely::CommunicationConfig::ProcessBinary(n) => *n,
+        timely::CommunicationConfig::Cluster { threads, addresses, .. } => threads * addresses.len(),
+    };
+    let splits = Arc::new(plan_splits(&files, peers, whole_files));
+    let settings = options.settings.clone();
+    let sink = options.sink.clone();
+    // Fail fast on an unusable sink, before any worker starts.
+    let is_first_process = !matches!(&options.timely.communication, timely::CommunicationConfig::Cluster { process, .. } if *process != 0);
+    if is_first_process {
+        SinkWriter::open(&sink)?;
+    }
+
+    let started = Instant::now();
+    let guards = timely::execute(options.timely.clone(), move |worker| -> Result<Option<Totals>, String> {
+        let index = worker.index();
+        let my_splits: Vec<_> = splits.iter().filter(|s| s.worker == index).cloned().collect();
+        tracing::debug!(worker = index, splits = my_splits.len(), "worker starts");
+        let totals = Rc::new(RefCell::new(Totals::default()));
+        let filtered = Rc::new(Cell::new(0u64));
+        let writer = if index == 0 { Some(Rc::new(RefCell::new(SinkWriter::open(&sink).map_err(|e| format!("{e:#}"))?))) } else { None };
+
+        worker.dataflow::<u64, _, _>(|scope| {
+            let (trips, dead_letters) = file_source(scope, my_splits, settings.progress, totals.clone(), index);
+            let job = build_job(trips, &settings, filtered.clone());
+            write_stream(job.pickup_counts, "pickup_count", writer.clone(), totals.clone());
+            write_stream(job.trip_durations, "trip_duration", writer.clone(), totals.clone());
+            write_stream(dead_letters, "dead_letter", writer.clone(), totals.clone());
+        });
+        while worker.step_or_park(Some(Duration::from_millis(10))) {}
+        if let Some(w) = &writer {
+            w.borrow_mut().finish().map_err(|e| format!("{e:#}"))?;
+        }
+
+        // Sum every worker's totals on worker 0.
+        let mut mine = *totals.borrow();
+        mine.filtered += filtered.get();
+        let sum: Rc<RefCell<Option<Totals>>> = Rc::new(RefCell::new(None));
+        let sum_in = sum.clone();
+        worker.dataflow::<u64, _, _>(|scope| {
+            vec![mine].to_stream(scope).container::<Vec<Totals>>().sink(Exchange::new(|_: &Totals| 0), "totals", move |(input, _)| {
+                input.for_each(|_, batch| {
+                    for t in batch.drain(..) {
+                        *sum_in.borrow_mut().get_or_insert_with(Totals::default) += t;
+                    }
+                });
+            });
+        });
+        while worker.step_or_park(Some(Duration::from_millis(10))) {}
+        let total = sum.borrow_mut().take();
+        Ok(total)
+    })
+    .map_err(|e| anyhow!("cannot start the timely workers: {e}"))?;
+
+    let mut totals = None;
+    for result in guards.join() {
+        let worker_result = result.map_err(|e| anyhow!("a worker failed: {e}"))?;
+        if let Some(t) = worker_result.map_err(|e| anyhow!(e)).context("worker")? {
+            totals = Some(t);
+        }
+    }
+    Ok(RunReport { totals, elapsed: started.elapsed() })
+}

@@ -1,0 +1,252 @@
+//! Sinks for result documents and dead letters: `file://DIR` (the default, `out/`) and `stdout`.
+//!
+//! Every document and dead letter is routed to worker 0 of process 0, which writes them; result volumes are
+//! small (one document per key per window). A time's documents are written when the sink's input frontier
+//! passes that time, sorted by (`timestamp`, `_id`), so the files do not depend on the number of workers.
+//!
+//! File layout: `DIR/pickup_count.jsonl`, `DIR/trip_duration.jsonl` (one document per line: the fields of
+//! spec §4 plus `_id`) and `DIR/dead_letter.jsonl` (see [`DeadLetter`]). The files are truncated at start.
+//! `stdout` prints the same lines with an `_index` field added.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use taxiflow_dataflows::documents::Document;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
+use timely::ExchangeData;
+
+use crate::dead_letter::DeadLetter;
+use crate::summary::Totals;
+
+/// Name of the dead-letter file stem / index.
+pub const DEAD_LETTER_INDEX: &str = "dead_letter";
+
+/// Where results go (`--sink`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkSpec {
+    /// `file://DIR`: one JSON-lines file per index in `DIR`.
+    File(PathBuf),
+    /// `stdout`: JSON lines on standard output.
+    Stdout,
+}
+
+impl std::str::FromStr for SinkSpec {
+    type Err = String;
+    /// Parses `file://DIR` or `stdout`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "stdout" {
+            Ok(SinkSpec::Stdout)
+        } else if let Some(dir) = s.strip_prefix("file://") {
+            if dir.is_empty() {
+                return Err("file:// needs a directory, e.g. file://out".into());
+            }
+            Ok(SinkSpec::File(PathBuf::from(dir)))
+        } else {
+            Err(format!("unsupported sink {s:?}: expected file://DIR or stdout"))
+        }
+    }
+}
+
+/// The writer of worker 0: files or standard output. The first write error is kept and reported at the end of
+/// the run (the job then exits non-zero); nothing after it is claimed as written.
+pub struct SinkWriter {
+    target: Target,
+    error: Option<String>,
+}
+
+enum Target {
+    Files(Vec<(&'static str, BufWriter<File>)>),
+    Stdout(BufWriter<std::io::Stdout>),
+}
+
+#[derive(Serialize)]
+struct Indexed<'a, D: Serialize> {
+    _index: &'a str,
+    #[serde(flatten)]
+    doc: &'a D,
+}
+
+impl SinkWriter {
+    /// Opens the sink: creates `DIR` and truncates the three files.
+    ///
+    /// # Errors
+    /// `--sink`: the directory or a file cannot be created.
+    pub fn open(spec: &SinkSpec) -> anyhow::Result<SinkWriter> {
+        let target = match spec {
+            SinkSpec::Stdout => Target::Stdout(BufWriter::new(std::io::stdout())),
+            SinkSpec::File(dir) => {
+                std::fs::create_dir_all(dir).with_context(|| format!("--sink: cannot create directory {}", dir.display()))?;
+                let mut files = Vec::new();
+                for index in [taxiflow_dataflows::documents::PICKUP_COUNT_INDEX, taxiflow_dataflows::documents::TRIP_DURATION_INDEX, DEAD_LETTER_INDEX] {
+                    let path = dir.join(format!("{index}.jsonl"));
+                    let file = File::create(&path).with_context(|| format!("--sink: cannot create {}", path.display()))?;
+                    files.push((index, BufWriter::with_capacity(1 << 16, file)));
+                }
+                Target::Files(files)
+            }
+        };
+        Ok(SinkWriter { target, error: None })
+    }
+
+    /// Writes one record of `index` as a JSON line; returns whether it was written.
+    pub fn write<D: Serialize>(&mut self, index: &'static str, doc: &D) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
+        let result = match &mut self.target {
+            Target::Files(files) => {
+                let (_, w) = files.iter_mut().find(|(i, _)| *i == index).expect("every index has a file");
+                serde_json::to_writer(&mut *w, doc).map_err(std::io::Error::from).and_then(|_| w.write_all(b"\n"))
+            }
+            Target::Stdout(w) => serde_json::to_writer(&mut *w, &Indexed { _index: index, doc })
+                .map_err(std::io::Error::from)
+                .and_then(|_| w.write_all(b"\n")),
+        };
+        self.check(result)
+    }
+
+    /// Flushes buffered lines to the files or standard output.
+    pub fn flush(&mut self) {
+        let result = match &mut self.target {
+            Target::Files(files) => files.iter_mut().try_for_each(|(_, w)| w.flush()),
+            Target::Stdout(w) => w.flush(),
+        };
+        self.check(result);
+    }
+
+    fn check(&mut self, result: std::io::Result<()>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "sink write failed");
+                self.error.get_or_insert_with(|| e.to_string());
+                false
+            }
+        }
+    }
+
+    /// The first write error, if any.
+    ///
+    /// # Errors
+    /// The sink failed to write; the output is incomplete.
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        self.flush();
+        if let Some(e) = &self.error {
+            bail!("--sink: write failed, output is incomplete: {e}");
+        }
+        Ok(())
+    }
+}
+
+/// Something the sink writes: result documents and dead letters.
+pub trait SinkRecord: ExchangeData + Serialize {
+    /// File stem / index.
+    fn index(&self) -> &'static str;
+    /// Sort key within one timestamp of the stream, for deterministic files.
+    fn sort_key(&self) -> (i64, String);
+    /// Accounts one written record in `totals`.
+    fn count(&self, totals: &mut Totals);
+}
+
+impl SinkRecord for taxiflow_dataflows::PickupCount {
+    fn index(&self) -> &'static str {
+        Document::index(self)
+    }
+    fn sort_key(&self) -> (i64, String) {
+        (self.timestamp, self.id.clone())
+    }
+    fn count(&self, totals: &mut Totals) {
+        totals.pickup_count_documents += 1;
+    }
+}
+
+impl SinkRecord for taxiflow_dataflows::TripDuration {
+    fn index(&self) -> &'static str {
+        Document::index(self)
+    }
+    fn sort_key(&self) -> (i64, String) {
+        (self.timestamp, self.id.clone())
+    }
+    fn count(&self, totals: &mut Totals) {
+        totals.trip_duration_documents += 1;
+    }
+}
+
+impl SinkRecord for DeadLetter {
+    fn index(&self) -> &'static str {
+        DEAD_LETTER_INDEX
+    }
+    fn sort_key(&self) -> (i64, String) {
+        (self.offset as i64, self.source.clone())
+    }
+    fn count(&self, totals: &mut Totals) {
+        totals.dead_letters += 1;
+    }
+}
+
+/// Routes `stream` to worker 0 and writes it there with `writer` (which only worker 0 has), releasing each
+/// timestamp's records once the input frontier has passed it. Written records are counted into `totals`.
+pub fn write_stream<'s, R: SinkRecord>(
+    stream: StreamVec<'s, u64, R>,
+    name: &str,
+    writer: Option<Rc<RefCell<SinkWriter>>>,
+    totals: Rc<RefCell<Totals>>,
+) {
+    let mut pending: BTreeMap<u64, Vec<R>> = BTreeMap::new();
+    let gauge_name = name.to_string();
+    stream.sink(Exchange::new(|_: &R| 0), name, move |(input, frontier)| {
+        input.for_each_time(|time, batches| {
+            let queue = pending.entry(*time.time()).or_default();
+            for batch in batches {
+                queue.append(batch);
+            }
+        });
+        let mut released = false;
+        while let Some(entry) = pending.first_entry() {
+            if frontier.less_equal(entry.key()) {
+                break;
+            }
+            let time = *entry.key();
+            let mut records = entry.remove();
+            records.sort_by_cached_key(|r| r.sort_key());
+            if let Some(writer) = &writer {
+                let mut w = writer.borrow_mut();
+                let mut t = totals.borrow_mut();
+                for r in &records {
+                    if w.write(r.index(), r) {
+                        r.count(&mut t);
+                    }
+                }
+                metrics::counter!("taxiflow_documents_out_total", "index" => gauge_name.clone()).increment(records.len() as u64);
+            }
+            metrics::gauge!("taxiflow_output_watermark_ms", "stream" => gauge_name.clone()).set(time as f64);
+            released = true;
+        }
+        if released || frontier.frontier().is_empty() {
+            if let Some(writer) = &writer {
+                writer.borrow_mut().flush();
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_specs() {
+        assert_eq!("stdout".parse::<SinkSpec>(), Ok(SinkSpec::Stdout));
+        assert_eq!("file://out".parse::<SinkSpec>(), Ok(SinkSpec::File("out".into())));
+        assert!("file://".parse::<SinkSpec>().is_err());
+        assert!("kafka://b/t".parse::<SinkSpec>().unwrap_err().contains("file://DIR or stdout"));
+    }
+}
