@@ -18,7 +18,7 @@ use timely::dataflow::{Scope, StreamVec};
 
 use crate::dead_letter::DeadLetter;
 use crate::input::csv_line::CsvLine;
-use crate::input::split::{last_watermark_before, SplitReader};
+use crate::input::split::{max_watermark_before, SplitReader};
 use crate::input::{Format, Record, Split};
 use crate::summary::Totals;
 use crate::watermark::PartitionWatermark;
@@ -36,12 +36,12 @@ struct Partition {
 impl Partition {
     fn open(&mut self, progress: Progress) -> std::io::Result<()> {
         let reader = SplitReader::open(&self.split)?;
-        // A byte range in the middle of a JSON-lines file inherits the last watermark before it.
+        // A byte range in the middle of a JSON-lines file inherits the watermark of the records before it.
         let inherited = if progress == Progress::WatermarkRecords
             && self.split.file.format == Format::JsonLines
             && reader.first_line_offset() > 0
         {
-            last_watermark_before(&self.split.file.path, reader.first_line_offset())?
+            max_watermark_before(&self.split.file.path, reader.first_line_offset())?
         } else {
             None
         };

@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub sink: SinkSpec,
     /// Timely configuration from the worker flags.
     pub timely: timely::Config,
+    /// Plain files of at least this many bytes are cut into byte ranges, one per worker.
+    pub min_split_bytes: u64,
 }
 
 /// What a run reports: totals over all workers (on process 0; other processes report only their own view,
@@ -62,7 +64,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
         timely::CommunicationConfig::Process(n) | timely::CommunicationConfig::ProcessBinary(n) => *n,
         timely::CommunicationConfig::Cluster { threads, addresses, .. } => threads * addresses.len(),
     };
-    let splits = Arc::new(plan_splits(&files, peers, whole_files));
+    let splits = Arc::new(plan_splits(&files, peers, whole_files, options.min_split_bytes));
     let settings = options.settings.clone();
     let sink = options.sink.clone();
     // Fail fast on an unusable sink, before any worker starts.

@@ -120,10 +120,11 @@ pub fn open_decoded(path: &Path) -> anyhow::Result<Box<dyn BufRead + Send>> {
     })
 }
 
-/// Detects the format of a file from its first non-empty line, or applies `choice`.
+/// Detects the format of a file from its first non-empty line, or applies `choice`. A file without any
+/// non-empty line has no records and is read as (empty) JSON lines.
 ///
 /// # Errors
-/// The file cannot be read, is empty, its format cannot be recognised (the message suggests `--format`), or a
+/// The file cannot be read, its format cannot be recognised (the message suggests `--format`), or a
 /// TLC header lacks a required column (the message names it).
 pub fn detect_format(path: &Path, choice: FormatChoice) -> anyhow::Result<Format> {
     let mut reader = open_decoded(path)?;
@@ -133,7 +134,9 @@ pub fn detect_format(path: &Path, choice: FormatChoice) -> anyhow::Result<Format
         let n = reader.read_until(b'\n', &mut first).with_context(|| format!("--input {}: cannot read", path.display()))?;
         if n == 0 {
             if choice == FormatChoice::Auto {
-                bail!("--input {}: the file has no records to detect a format from", path.display());
+                // An empty partition: nothing to read, whatever the format.
+                tracing::warn!(input = %path.display(), "input file has no records");
+                return Ok(Format::JsonLines);
             }
             break;
         }

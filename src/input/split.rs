@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::{open_decoded, trim_line, InputFile, Record};
 
-/// Plain files smaller than this are not cut into byte ranges.
+/// Default of `--min-split-bytes`: plain files smaller than this are not cut into byte ranges.
 pub const MIN_SPLIT_BYTES: u64 = 1 << 20;
 
 /// A piece of input read by one worker.
@@ -39,12 +39,13 @@ impl Split {
     }
 }
 
-/// Plans the splits of `files` over `peers` workers. With `whole_files`, every file is one split.
-/// Pieces are given, largest first, to the worker with the fewest bytes so far (gzip bytes count 4×).
-pub fn plan_splits(files: &[Arc<InputFile>], peers: usize, whole_files: bool) -> Vec<Split> {
+/// Plans the splits of `files` over `peers` workers. With `whole_files`, every file is one split; otherwise
+/// plain files of at least `min_split_bytes` are cut into `peers` byte ranges. Pieces are given, largest
+/// first, to the worker with the fewest bytes so far (gzip bytes count 4×).
+pub fn plan_splits(files: &[Arc<InputFile>], peers: usize, whole_files: bool, min_split_bytes: u64) -> Vec<Split> {
     let mut pieces: Vec<(u64, Split)> = Vec::new();
     for file in files {
-        if file.gzip || whole_files || file.size < MIN_SPLIT_BYTES || peers == 1 {
+        if file.gzip || whole_files || file.size < min_split_bytes || peers == 1 {
             let weight = if file.gzip { file.size * 4 } else { file.size };
             pieces.push((weight, Split { file: file.clone(), start: 0, end: u64::MAX, worker: 0 }));
         } else {
@@ -172,56 +173,43 @@ fn count_newlines(path: &Path, len: u64) -> io::Result<u64> {
     }
 }
 
-/// The value of the last JSON watermark record that starts before byte `before` of a plain JSON-lines file,
-/// scanning backwards in chunks. This is the progress a byte range inherits from the part of its partition
-/// (the file) that another worker reads.
+/// The largest value of the JSON watermark records that start before byte `before` (a line start) of a plain
+/// JSON-lines file. A partition's watermark is the maximum of its watermark records so far (a smaller later
+/// record does not take progress back), so this is the watermark a byte range inherits from the part of its
+/// partition (the file) that other workers read. Only lines containing `watermark` are parsed; the rest of the
+/// prefix is only searched (memchr's `memmem`), so the cost is a sequential read of the prefix.
 ///
 /// # Errors
 /// An I/O error.
-pub fn last_watermark_before(path: &Path, before: u64) -> io::Result<Option<u64>> {
-    const CHUNK: u64 = 1 << 20;
+pub fn max_watermark_before(path: &Path, before: u64) -> io::Result<Option<u64>> {
+    const CHUNK: usize = 4 << 20;
     let finder = memchr::memmem::Finder::new(b"watermark");
-    let mut file = File::open(path)?;
-    let mut hi = before;
-    let mut chunk = CHUNK;
-    let mut buf = Vec::new();
-    while hi > 0 {
-        let lo = hi.saturating_sub(chunk);
-        buf.resize((hi - lo) as usize, 0);
-        file.seek(SeekFrom::Start(lo))?;
-        file.read_exact(&mut buf)?;
-        // Complete lines only: when lo > 0, the text before the first newline may be a partial line.
-        let first_complete = if lo == 0 {
-            0
-        } else {
-            match memchr::memchr(b'\n', &buf) {
-                Some(i) => i + 1,
-                None => {
-                    chunk *= 2;
-                    continue;
-                }
+    let mut file = File::open(path)?.take(before);
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+    let mut best: Option<u64> = None;
+    loop {
+        let carried = buf.len();
+        buf.resize(carried + CHUNK, 0);
+        let n = file.read(&mut buf[carried..])?;
+        buf.truncate(carried + n);
+        let at_end = n == 0;
+        // Complete lines only; the tail after the last newline waits for the next chunk (or is the last line).
+        let complete = if at_end { buf.len() } else { memchr::memrchr(b'\n', &buf).map_or(0, |i| i + 1) };
+        let mut from = 0;
+        while let Some(i) = finder.find(&buf[from..complete]) {
+            let hit = from + i;
+            let start = memchr::memrchr(b'\n', &buf[..hit]).map_or(0, |j| j + 1);
+            let end = memchr::memchr(b'\n', &buf[hit..complete]).map_or(complete, |j| hit + j + 1);
+            if let Ok(Record::Watermark(w)) = super::json_lines::parse(trim_line(&buf[start..end])) {
+                best = Some(best.map_or(w, |b| b.max(w)));
             }
-        };
-        let mut line_end = buf.len();
-        while line_end > first_complete {
-            let line_start = memchr::memrchr(b'\n', &buf[first_complete..line_end.saturating_sub(1).max(first_complete)])
-                .map(|i| first_complete + i + 1)
-                .unwrap_or(first_complete);
-            let line = trim_line(&buf[line_start..line_end]);
-            if finder.find(line).is_some() {
-                if let Ok(Record::Watermark(w)) = super::json_lines::parse(line) {
-                    return Ok(Some(w));
-                }
-            }
-            line_end = line_start;
+            from = end;
         }
-        hi = lo + first_complete as u64;
-        chunk = CHUNK;
-        if lo == 0 {
-            break;
+        if at_end {
+            return Ok(best);
         }
+        buf.drain(..complete);
     }
-    Ok(None)
 }
 
 #[cfg(test)]
@@ -261,28 +249,31 @@ mod tests {
     fn plan_balances_and_keeps_gzip_whole() {
         let big = Arc::new(InputFile { path: "a".into(), format: Format::JsonLines, gzip: false, size: 10 << 20 });
         let gz = Arc::new(InputFile { path: "b".into(), format: Format::JsonLines, gzip: true, size: 1 << 20 });
-        let plan = plan_splits(&[big.clone(), gz.clone()], 2, false);
+        let plan = plan_splits(&[big.clone(), gz.clone()], 2, false, MIN_SPLIT_BYTES);
         assert_eq!(plan.iter().filter(|s| s.file.gzip).count(), 1);
         assert_eq!(plan.len(), 3);
         assert!(plan.iter().any(|s| s.worker == 0) && plan.iter().any(|s| s.worker == 1));
-        let whole = plan_splits(&[big, gz], 2, true);
+        let whole = plan_splits(&[big, gz], 2, true, MIN_SPLIT_BYTES);
         assert!(whole.iter().all(|s| s.start == 0 && s.end == u64::MAX));
     }
 
     #[test]
-    fn last_watermark_before_scans_back() {
+    fn max_watermark_before_takes_the_maximum_of_the_prefix() {
         let mut text = String::new();
         text.push_str("{\"type\":\"watermark\",\"watermark\":1000}\n");
         let mark = text.len() as u64;
-        for i in 0..50_000 {
+        // More than one read chunk of trips that mention the word, which must not count.
+        for i in 0..200_000 {
             text.push_str(&format!("{{\"type\":\"trip\",\"note\":\"watermark-ish {i}\"}}\n"));
         }
+        text.push_str("{\"type\":\"watermark\",\"watermark\":3000}\n");
         let second = text.len() as u64;
         text.push_str("{\"type\":\"watermark\",\"watermark\":2000}\n");
         let (_f, file) = file_with(&text);
-        assert_eq!(last_watermark_before(&file.path, 0).unwrap(), None);
-        assert_eq!(last_watermark_before(&file.path, mark).unwrap(), Some(1000));
-        assert_eq!(last_watermark_before(&file.path, second).unwrap(), Some(1000));
-        assert_eq!(last_watermark_before(&file.path, text.len() as u64).unwrap(), Some(2000));
+        assert_eq!(max_watermark_before(&file.path, 0).unwrap(), None);
+        assert_eq!(max_watermark_before(&file.path, mark).unwrap(), Some(1000));
+        assert_eq!(max_watermark_before(&file.path, second).unwrap(), Some(3000));
+        // A later, smaller watermark does not take progress back.
+        assert_eq!(max_watermark_before(&file.path, text.len() as u64).unwrap(), Some(3000));
     }
 }

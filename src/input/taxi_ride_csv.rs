@@ -50,7 +50,7 @@ mod tests {
                 assert_eq!(t.duration_minutes(), 11);
                 assert_eq!(t.pickup, Point { lat: 40.771091, lon: -73.866135 });
                 assert_eq!(t.dropoff, Point { lat: 40.764912, lon: -73.961334 });
-                assert_eq!(t.event_time(), 1_357_000_260_000);
+                assert_eq!(t.event_time(), 1_356_998_400_000 + 11 * 60_000);
             }
             other => panic!("{other:?}"),
         }

@@ -1,0 +1,166 @@
+//! Helpers shared by the integration tests: running the `taxiflow` binary, reading its output, and a naive
+//! batch recomputation of the reference job to compare the dataflow with.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use taxiflow::dataflows::documents::{document_id, PICKUP_COUNT_INDEX, TRIP_DURATION_INDEX};
+use taxiflow::dataflows::geohash::Geohash;
+use taxiflow::dataflows::{JobSettings, Progress, Trip};
+
+/// The `taxiflow` binary built for these tests.
+pub fn taxiflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_taxiflow"))
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `taxiflow run ARGS --sink file://OUT` and asserts it succeeded; returns its output.
+pub fn run_to_dir(args: &[&str], out: &Path) -> Output {
+    let output = taxiflow()
+        .arg("run")
+        .args(args)
+        .arg("--sink")
+        .arg(format!("file://{}", out.display()))
+        .output()
+        .expect("taxiflow runs");
+    assert!(output.status.success(), "taxiflow failed: {}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+/// The lines of `DIR/NAME.jsonl` parsed as JSON.
+pub fn read_jsonl(dir: &Path, name: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(dir.join(format!("{name}.jsonl"))).expect("output file exists");
+    text.lines().map(|l| serde_json::from_str(l).expect("valid JSON line")).collect()
+}
+
+/// A number from the summary line, e.g. `summary_value(stdout, "late")`.
+pub fn summary_value(stdout: &str, name: &str) -> u64 {
+    let line = stdout.lines().find(|l| l.starts_with("summary:")).expect("summary line");
+    let at = line.find(&format!("{name} ")).unwrap_or_else(|| panic!("{name} in {line}")) + name.len() + 1;
+    line[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+/// One event of a generated partition.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A trip.
+    Trip(Trip),
+    /// A watermark record, ms since the Unix epoch.
+    Watermark(u64),
+}
+
+/// The JSON line of an event (spec §1, KDA field names, ISO instants).
+pub fn json_line(e: &Event) -> String {
+    use taxiflow::timestamp::format_timestamp_ms as iso;
+    match e {
+        Event::Trip(t) => serde_json::json!({
+            "type": "trip",
+            "trip_id": t.trip_id,
+            "pickup_latitude": t.pickup.lat,
+            "pickup_longitude": t.pickup.lon,
+            "dropoff_latitude": t.dropoff.lat,
+            "dropoff_longitude": t.dropoff.lon,
+            "pickup_datetime": iso(t.pickup_ms),
+            "dropoff_datetime": iso(t.dropoff_ms),
+            "total_amount": 12.5,
+        })
+        .to_string(),
+        Event::Watermark(w) => serde_json::json!({"type": "watermark", "watermark": iso(*w)}).to_string(),
+    }
+}
+
+/// Result of the naive recomputation: documents as JSON values keyed by `_id`, and the late trips as
+/// (partition index, 1-based line).
+pub struct Expected {
+    pub pickup_count: BTreeMap<String, Value>,
+    pub trip_duration: BTreeMap<String, Value>,
+    pub late: Vec<(usize, u64)>,
+}
+
+/// Naive batch recomputation of the job over partitions read one after the other, one record at a time:
+/// the late rule per partition, then plain maps per (window, key). No timely, no splitting, no exchange.
+pub fn naive(partitions: &[Vec<Event>], s: &JobSettings) -> Expected {
+    let mut counts: BTreeMap<(u64, String), u64> = BTreeMap::new();
+    let mut durations: BTreeMap<(u64, String, &'static str), (i64, u64)> = BTreeMap::new();
+    let mut late = Vec::new();
+    for (pi, events) in partitions.iter().enumerate() {
+        let mut watermark: Option<u64> = None;
+        let mut max_seen: Option<u64> = None;
+        for (li, e) in events.iter().enumerate() {
+            match e {
+                Event::Watermark(w) => {
+                    if s.progress == Progress::WatermarkRecords {
+                        watermark = Some(watermark.map_or(*w, |o| o.max(*w)));
+                    }
+                }
+                Event::Trip(t) => {
+                    let et = t.dropoff_ms;
+                    if watermark.is_some_and(|w| et <= w) {
+                        late.push((pi, li as u64 + 1));
+                        continue;
+                    }
+                    if let Progress::BoundedOutOfOrderness { bound_ms } = s.progress {
+                        let m = max_seen.map_or(et, |m| m.max(et));
+                        max_seen = Some(m);
+                        if m > bound_ms {
+                            watermark = Some(watermark.map_or(m - bound_ms - 1, |o| o.max(m - bound_ms - 1)));
+                        }
+                    }
+                    if !(s.nyc.contains(t.pickup) && s.nyc.contains(t.dropoff)) {
+                        continue;
+                    }
+                    let len = s.window.length_ms;
+                    let start = et / len * len;
+                    let cell = Geohash::encode(t.pickup.lat, t.pickup.lon, s.hot_spot_precision).unwrap().to_string();
+                    *counts.entry((start, cell)).or_default() += 1;
+                    if let Some(a) = s.airport_of(t.dropoff) {
+                        let cell = Geohash::encode(t.pickup.lat, t.pickup.lon, s.duration_precision).unwrap().to_string();
+                        let minutes = (t.dropoff_ms as i64 - t.pickup_ms as i64) / 60_000;
+                        let e = durations.entry((start, cell, a.code())).or_default();
+                        e.0 += minutes;
+                        e.1 += 1;
+                    }
+                }
+            }
+        }
+    }
+    let len = s.window.length_ms;
+    let window = |start: u64| taxiflow::dataflows::Window { start_ms: start, end_ms: start + len };
+    let mut pickup_count = BTreeMap::new();
+    for ((start, cell), n) in counts {
+        if n >= s.min_pickup_count {
+            let id = document_id(PICKUP_COUNT_INDEX, &[&cell], window(start));
+            pickup_count.insert(
+                id.clone(),
+                serde_json::json!({"_id": id, "location": cell, "pickup_count": n, "timestamp": (start + len) as i64 + s.timestamp_offset_ms}),
+            );
+        }
+    }
+    let mut trip_duration = BTreeMap::new();
+    for ((start, cell, code), (sum, n)) in durations {
+        if n >= s.min_duration_trips {
+            let id = document_id(TRIP_DURATION_INDEX, &[&cell, code], window(start));
+            trip_duration.insert(
+                id.clone(),
+                serde_json::json!({"_id": id, "location": cell, "airport_code": code, "sum_trip_duration": sum,
+                    "avg_trip_duration": sum as f64 / n as f64, "timestamp": (start + len) as i64 + s.timestamp_offset_ms}),
+            );
+        }
+    }
+    Expected { pickup_count, trip_duration, late }
+}
+
+/// Documents of an output file keyed by `_id`, asserting ids are unique.
+pub fn by_id(docs: Vec<Value>) -> BTreeMap<String, Value> {
+    let n = docs.len();
+    let map: BTreeMap<String, Value> = docs.into_iter().map(|d| (d["_id"].as_str().unwrap().to_string(), d)).collect();
+    assert_eq!(map.len(), n, "duplicate _id in output");
+    map
+}
