@@ -11,6 +11,17 @@ use std::fmt;
 
 const BASE32: &[u8; 32] = b"0123456789bcdefghjkmnpqrstuvwxyz";
 
+/// `IS_BASE32[b]`: whether byte `b` is in the geohash alphabet.
+const IS_BASE32: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 32 {
+        table[BASE32[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// Longest supported geohash, in characters (60 bits).
 pub const MAX_PRECISION: usize = 12;
 
@@ -50,7 +61,7 @@ impl Geohash {
     /// [`InvalidGeohash`] for an empty or longer string or a character outside the alphabet.
     pub fn parse(s: &str) -> Result<Geohash, InvalidGeohash> {
         let bytes = s.as_bytes();
-        if bytes.is_empty() || bytes.len() > MAX_PRECISION || !bytes.iter().all(|b| BASE32.contains(b)) {
+        if bytes.is_empty() || bytes.len() > MAX_PRECISION || !bytes.iter().all(|&b| IS_BASE32[b as usize]) {
             return Err(InvalidGeohash(s.to_string()));
         }
         let mut chars = [0u8; MAX_PRECISION];

@@ -21,12 +21,14 @@
 //!
 //! # Cost
 //! Trips are first folded per input batch on the worker that read them (a combiner, `Pipeline` pact, no copy
-//! of trips between workers); only the partial accumulators are exchanged by key hash.
+//! of trips between workers); only the partial accumulators are exchanged by key hash. In-memory maps use
+//! `rustc-hash`'s FxHash; routing between workers uses [`key_hash`], which is the same in every process.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
@@ -107,7 +109,7 @@ where
     // 1. Combiner: fold each input batch on the worker that read it.
     let partials: StreamVec<'s, u64, (u64, K, A)> =
         trips.unary(Pipeline, &format!("{name}.combine"), move |_capability, _info| {
-            let mut local: HashMap<(u64, K), A> = HashMap::new();
+            let mut local: HashMap<(u64, K), A> = HashMap::default();
             move |input, output| {
                 input.for_each_time(|time, batches| {
                     for batch in batches {
@@ -146,7 +148,7 @@ where
                             let end = start + length;
                             let (_, state) = open
                                 .entry(end)
-                                .or_insert_with(|| (time.delayed(&end, port), HashMap::new()));
+                                .or_insert_with(|| (time.delayed(&end, port), HashMap::default()));
                             match state.entry(key) {
                                 Entry::Occupied(mut e) => e.get_mut().merge(&acc),
                                 Entry::Vacant(e) => {
