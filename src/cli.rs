@@ -61,9 +61,12 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on HOST:PORT at /metrics.
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<SocketAddr>,
-    /// Plain files of at least this many bytes are cut into byte ranges, one per worker (tests set it low).
+    /// Plain files of at least this many bytes are cut into byte ranges (tests set it low).
     #[arg(long, default_value_t = crate::input::split::MIN_SPLIT_BYTES, hide = true)]
     pub min_split_bytes: u64,
+    /// Byte ranges are at most this long, dealt to the workers in turn (tests set it low).
+    #[arg(long, default_value_t = crate::input::split::MAX_SPLIT_BYTES, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_split_bytes: u64,
     /// Worker flags.
     #[command(flatten)]
     pub workers: WorkerArgs,
@@ -149,7 +152,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             if let Some(addr) = args.metrics_addr {
                 crate::metrics::serve(addr)?;
             }
-            let options = RunOptions { inputs: args.inputs()?, format: args.format, settings, sink: args.sink.clone(), timely, min_split_bytes: args.min_split_bytes };
+            let options = RunOptions { inputs: args.inputs()?, format: args.format, settings, sink: args.sink.clone(), timely, min_split_bytes: args.min_split_bytes, max_split_bytes: args.max_split_bytes };
             let report = run(options)?;
             if let Some(totals) = report.totals {
                 let line = totals.summary_line(report.elapsed.as_secs_f64());

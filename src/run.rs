@@ -31,8 +31,10 @@ pub struct RunOptions {
     pub sink: SinkSpec,
     /// Timely configuration from the worker flags.
     pub timely: timely::Config,
-    /// Plain files of at least this many bytes are cut into byte ranges, one per worker.
+    /// Plain files of at least this many bytes are cut into byte ranges.
     pub min_split_bytes: u64,
+    /// Byte ranges are at most this long (a file is cut into at least one range per worker).
+    pub max_split_bytes: u64,
 }
 
 /// What a run reports: totals over all workers (on process 0; other processes report only their own view,
@@ -64,7 +66,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
         timely::CommunicationConfig::Process(n) | timely::CommunicationConfig::ProcessBinary(n) => *n,
         timely::CommunicationConfig::Cluster { threads, addresses, .. } => threads * addresses.len(),
     };
-    let splits = Arc::new(plan_splits(&files, peers, whole_files, options.min_split_bytes));
+    let splits = Arc::new(plan_splits(&files, peers, whole_files, options.min_split_bytes, options.max_split_bytes));
     let settings = options.settings.clone();
     let sink = options.sink.clone();
     // Fail fast on an unusable sink, before any worker starts.
@@ -85,9 +87,10 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
         worker.dataflow::<u64, _, _>(|scope| {
             let (trips, dead_letters) = file_source(scope, my_splits, settings.progress, totals.clone(), index);
             let job = build_job(trips, &settings, filtered.clone());
-            write_stream(job.pickup_counts, "pickup_count", writer.clone(), totals.clone());
-            write_stream(job.trip_durations, "trip_duration", writer.clone(), totals.clone());
-            write_stream(dead_letters, "dead_letter", writer.clone(), totals.clone());
+            let with_index = SinkWriter::wants_index_field(&sink);
+            write_stream(job.pickup_counts, "pickup_count", with_index, writer.clone(), totals.clone());
+            write_stream(job.trip_durations, "trip_duration", with_index, writer.clone(), totals.clone());
+            write_stream(dead_letters, "dead_letter", with_index, writer.clone(), totals.clone());
         });
         while worker.step_or_park(Some(Duration::from_millis(10))) {}
         if let Some(w) = &writer {

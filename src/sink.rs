@@ -1,8 +1,8 @@
 //! Sinks for result documents and dead letters: `file://DIR` (the default, `out/`) and `stdout`.
 //!
-//! Every document and dead letter is routed to worker 0 of process 0, which writes them; result volumes are
-//! small (one document per key per window). A time's documents are written when the sink's input frontier
-//! passes that time, sorted by (`timestamp`, `_id`), so the files do not depend on the number of workers.
+//! Documents and dead letters are serialized to JSON on the worker that produced them, then routed to worker 0
+//! of process 0, which writes them. A time's documents are written when the sink's input frontier passes that
+//! time, sorted by (`timestamp`, `_id`), so the files do not depend on the number of workers.
 //!
 //! File layout: `DIR/pickup_count.jsonl`, `DIR/trip_duration.jsonl` (one document per line: the fields of
 //! spec §4 plus `_id`) and `DIR/dead_letter.jsonl` (see [`DeadLetter`]). The files are truncated at start.
@@ -18,10 +18,9 @@ use std::rc::Rc;
 use anyhow::{bail, Context};
 use serde::Serialize;
 use taxiflow_dataflows::documents::Document;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
-use timely::ExchangeData;
 
 use crate::dead_letter::DeadLetter;
 use crate::summary::Totals;
@@ -96,20 +95,24 @@ impl SinkWriter {
         Ok(SinkWriter { target, error: None })
     }
 
-    /// Writes one record of `index` as a JSON line; returns whether it was written.
-    pub fn write<D: Serialize>(&mut self, index: &'static str, doc: &D) -> bool {
+    /// Whether records need an `_index` field (standard output mixes the indices).
+    pub fn wants_index_field(spec: &SinkSpec) -> bool {
+        *spec == SinkSpec::Stdout
+    }
+
+    /// Writes one JSON line (without newline) of `index`; returns whether it was written.
+    pub fn write(&mut self, index: IndexName, json: &str) -> bool {
         if self.error.is_some() {
             return false;
         }
-        let result = match &mut self.target {
+        let w: &mut dyn Write = match &mut self.target {
             Target::Files(files) => {
-                let (_, w) = files.iter_mut().find(|(i, _)| *i == index).expect("every index has a file");
-                serde_json::to_writer(&mut *w, doc).map_err(std::io::Error::from).and_then(|_| w.write_all(b"\n"))
+                let (_, w) = files.iter_mut().find(|(i, _)| *i == index.as_str()).expect("every index has a file");
+                w
             }
-            Target::Stdout(w) => serde_json::to_writer(&mut *w, &Indexed { _index: index, doc })
-                .map_err(std::io::Error::from)
-                .and_then(|_| w.write_all(b"\n")),
+            Target::Stdout(w) => w,
         };
+        let result = w.write_all(json.as_bytes()).and_then(|_| w.write_all(b"\n"));
         self.check(result)
     }
 
@@ -146,63 +149,98 @@ impl SinkWriter {
     }
 }
 
+/// The three outputs of the sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum IndexName {
+    /// `pickup_count` documents.
+    PickupCount,
+    /// `trip_duration` documents.
+    TripDuration,
+    /// Dead letters.
+    DeadLetter,
+}
+
+impl IndexName {
+    /// The index name and file stem.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexName::PickupCount => taxiflow_dataflows::documents::PICKUP_COUNT_INDEX,
+            IndexName::TripDuration => taxiflow_dataflows::documents::TRIP_DURATION_INDEX,
+            IndexName::DeadLetter => DEAD_LETTER_INDEX,
+        }
+    }
+}
+
 /// Something the sink writes: result documents and dead letters.
-pub trait SinkRecord: ExchangeData + Serialize {
-    /// File stem / index.
-    fn index(&self) -> &'static str;
+pub trait SinkRecord: Serialize + 'static {
+    /// The output it belongs to.
+    const INDEX: IndexName;
     /// Sort key within one timestamp of the stream, for deterministic files.
     fn sort_key(&self) -> (i64, String);
-    /// Accounts one written record in `totals`.
-    fn count(&self, totals: &mut Totals);
 }
 
 impl SinkRecord for taxiflow_dataflows::PickupCount {
-    fn index(&self) -> &'static str {
-        Document::index(self)
-    }
+    const INDEX: IndexName = IndexName::PickupCount;
     fn sort_key(&self) -> (i64, String) {
-        (self.timestamp, self.id.clone())
-    }
-    fn count(&self, totals: &mut Totals) {
-        totals.pickup_count_documents += 1;
+        (Document::timestamp(self), self.id.clone())
     }
 }
 
 impl SinkRecord for taxiflow_dataflows::TripDuration {
-    fn index(&self) -> &'static str {
-        Document::index(self)
-    }
+    const INDEX: IndexName = IndexName::TripDuration;
     fn sort_key(&self) -> (i64, String) {
-        (self.timestamp, self.id.clone())
-    }
-    fn count(&self, totals: &mut Totals) {
-        totals.trip_duration_documents += 1;
+        (Document::timestamp(self), self.id.clone())
     }
 }
 
 impl SinkRecord for DeadLetter {
-    fn index(&self) -> &'static str {
-        DEAD_LETTER_INDEX
-    }
+    const INDEX: IndexName = IndexName::DeadLetter;
     fn sort_key(&self) -> (i64, String) {
         (self.offset as i64, self.source.clone())
     }
-    fn count(&self, totals: &mut Totals) {
-        totals.dead_letters += 1;
-    }
 }
 
-/// Routes `stream` to worker 0 and writes it there with `writer` (which only worker 0 has), releasing each
-/// timestamp's records once the input frontier has passed it. Written records are counted into `totals`.
+/// A record serialized for the sink: its output, its sort key and its JSON line.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct SinkLine {
+    /// Output.
+    pub index: IndexName,
+    /// Sort key within a timestamp.
+    pub order: (i64, String),
+    /// The JSON line, without newline.
+    pub json: String,
+}
+
+/// Serializes `stream` on the workers that produced it, routes the lines to worker 0 and writes them there
+/// with `writer` (which only worker 0 has), releasing each timestamp's lines once the input frontier has passed
+/// it. With `with_index`, each line gets an `_index` field. Written records are counted into `totals`.
 pub fn write_stream<'s, R: SinkRecord>(
     stream: StreamVec<'s, u64, R>,
     name: &str,
+    with_index: bool,
     writer: Option<Rc<RefCell<SinkWriter>>>,
     totals: Rc<RefCell<Totals>>,
 ) {
-    let mut pending: BTreeMap<u64, Vec<R>> = BTreeMap::new();
-    let gauge_name = name.to_string();
-    stream.sink(Exchange::new(|_: &R| 0), name, move |(input, frontier)| {
+    let lines: StreamVec<'s, u64, SinkLine> = stream.unary(Pipeline, &format!("{name}.serialize"), move |_capability, _info| {
+        move |input, output| {
+            input.for_each_time(|time, batches| {
+                let mut session = output.session(&time);
+                for batch in batches {
+                    for record in batch.drain(..) {
+                        let json = if with_index {
+                            serde_json::to_string(&Indexed { _index: R::INDEX.as_str(), doc: &record })
+                        } else {
+                            serde_json::to_string(&record)
+                        };
+                        session.give(SinkLine { index: R::INDEX, order: record.sort_key(), json: json.expect("documents serialize") });
+                    }
+                }
+            });
+        }
+    });
+    let mut pending: BTreeMap<u64, Vec<SinkLine>> = BTreeMap::new();
+    let label = name.to_string();
+    lines.sink(Exchange::new(|_: &SinkLine| 0), name, move |(input, frontier)| {
         input.for_each_time(|time, batches| {
             let queue = pending.entry(*time.time()).or_default();
             for batch in batches {
@@ -216,18 +254,24 @@ pub fn write_stream<'s, R: SinkRecord>(
             }
             let time = *entry.key();
             let mut records = entry.remove();
-            records.sort_by_cached_key(|r| r.sort_key());
+            records.sort_unstable_by(|a, b| a.order.cmp(&b.order));
             if let Some(writer) = &writer {
                 let mut w = writer.borrow_mut();
-                let mut t = totals.borrow_mut();
+                let mut written = 0u64;
                 for r in &records {
-                    if w.write(r.index(), r) {
-                        r.count(&mut t);
+                    if w.write(r.index, &r.json) {
+                        written += 1;
                     }
                 }
-                metrics::counter!("taxiflow_documents_out_total", "index" => gauge_name.clone()).increment(records.len() as u64);
+                let mut t = totals.borrow_mut();
+                match R::INDEX {
+                    IndexName::PickupCount => t.pickup_count_documents += written,
+                    IndexName::TripDuration => t.trip_duration_documents += written,
+                    IndexName::DeadLetter => t.dead_letters += written,
+                }
+                metrics::counter!("taxiflow_documents_out_total", "index" => label.clone()).increment(written);
             }
-            metrics::gauge!("taxiflow_output_watermark_ms", "stream" => gauge_name.clone()).set(time as f64);
+            metrics::gauge!("taxiflow_output_watermark_ms", "stream" => label.clone()).set(time as f64);
             released = true;
         }
         if released || frontier.frontier().is_empty() {

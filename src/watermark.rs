@@ -25,7 +25,7 @@ pub struct Late {
 
 impl PartitionWatermark {
     /// A partition that has read nothing, with an optional watermark inherited from the part of the partition
-    /// before this reader's start (see `input::split::max_watermark_before`).
+    /// before this reader's start (see `input::split::max_watermark_between`).
     pub fn new(progress: Progress, inherited: Option<u64>) -> Self {
         PartitionWatermark { progress, watermark: inherited, max_event_time: None }
     }

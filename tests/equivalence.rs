@@ -124,7 +124,7 @@ fn check(out: &Path, files: &[PathBuf], expected: &Expected, what: &str) -> Resu
     Ok(())
 }
 
-fn run_in_process(files: &[PathBuf], s: &JobSettings, threads: usize, out: &Path) {
+fn run_in_process(files: &[PathBuf], s: &JobSettings, threads: usize, out: &Path, max_split_bytes: u64) {
     let timely = if threads == 1 { timely::Config::thread() } else { timely::Config::process(threads) };
     run(RunOptions {
         inputs: files.to_vec(),
@@ -133,6 +133,7 @@ fn run_in_process(files: &[PathBuf], s: &JobSettings, threads: usize, out: &Path
         sink: SinkSpec::File(out.to_path_buf()),
         timely,
         min_split_bytes: 1,
+        max_split_bytes,
     })
     .expect("run succeeds");
 }
@@ -153,10 +154,11 @@ proptest! {
         let files = write_partitions(dir.path(), &input);
         let s = settings(profile, out_of_orderness);
         let expected = naive(&input, &s);
-        for threads in [1, 2] {
-            let out = dir.path().join(format!("out-{threads}"));
-            run_in_process(&files, &s, threads, &out);
-            check(&out, &files, &expected, &format!("{threads} thread(s), {profile:?}, {out_of_orderness:?}"))?;
+        // One worker; two with one range per file and worker; two with many small ranges per worker.
+        for (threads, max_split_bytes) in [(1, u64::MAX), (2, u64::MAX), (2, 1 + seed % 3000)] {
+            let out = dir.path().join(format!("out-{threads}-{max_split_bytes}"));
+            run_in_process(&files, &s, threads, &out, max_split_bytes);
+            check(&out, &files, &expected, &format!("{threads} thread(s), ranges ≤ {max_split_bytes} B, {profile:?}, {out_of_orderness:?}"))?;
         }
     }
 }
@@ -173,7 +175,7 @@ fn four_threads_equal_batch_recomputation() {
         let files = write_partitions(dir.path(), &input);
         let s = settings(Profile::Kda, None);
         let out = dir.path().join("out");
-        run_in_process(&files, &s, 4, &out);
+        run_in_process(&files, &s, 4, &out, 4096);
         check(&out, &files, &naive(&input, &s), &format!("4 threads, seed {seed}")).unwrap();
     }
 }
@@ -193,7 +195,7 @@ fn two_processes_equal_batch_recomputation() {
         let mut children: Vec<_> = (0..2)
             .map(|p| {
                 let mut cmd = taxiflow();
-                cmd.args(["run", "-n", "2", "-w", "2", "-p", &p.to_string(), "--min-split-bytes", "1"])
+                cmd.args(["run", "-n", "2", "-w", "2", "-p", &p.to_string(), "--min-split-bytes", "1", "--max-split-bytes", "5000"])
                     .arg("--hostfile")
                     .arg(&hostfile)
                     .arg("--sink")

@@ -15,6 +15,10 @@ use super::{open_decoded, trim_line, InputFile, Record};
 /// Default of `--min-split-bytes`: plain files smaller than this are not cut into byte ranges.
 pub const MIN_SPLIT_BYTES: u64 = 1 << 20;
 
+/// Default of `--max-split-bytes`: byte ranges are at most this long, so a big file is cut into many ranges
+/// dealt to the workers in turn, and the workers move through the file (and its event time) together.
+pub const MAX_SPLIT_BYTES: u64 = 64 << 20;
+
 /// A piece of input read by one worker.
 #[derive(Clone, Debug)]
 pub struct Split {
@@ -39,33 +43,39 @@ impl Split {
     }
 }
 
-/// Plans the splits of `files` over `peers` workers. With `whole_files`, every file is one split; otherwise
-/// plain files of at least `min_split_bytes` are cut into `peers` byte ranges. Pieces are given, largest
-/// first, to the worker with the fewest bytes so far (gzip bytes count 4×).
-pub fn plan_splits(files: &[Arc<InputFile>], peers: usize, whole_files: bool, min_split_bytes: u64) -> Vec<Split> {
-    let mut pieces: Vec<(u64, Split)> = Vec::new();
+/// Plans the splits of `files` over `peers` workers.
+///
+/// With `whole_files`, or for gzip files and plain files under `min_split_bytes`, a file is one split, given to
+/// the worker with the fewest bytes so far (gzip bytes count 4×). Other files are cut into
+/// `max(peers, ⌈size / max_split_bytes⌉)` byte ranges of equal length, dealt to the workers in turn starting
+/// with the least loaded one; a worker reads the ranges of one file in file order.
+pub fn plan_splits(files: &[Arc<InputFile>], peers: usize, whole_files: bool, min_split_bytes: u64, max_split_bytes: u64) -> Vec<Split> {
+    let mut load = vec![0u64; peers];
+    let least_loaded = |load: &[u64]| (0..peers).min_by_key(|&w| (load[w], w)).unwrap_or(0);
+    let mut splits = Vec::new();
+    let mut whole: Vec<&Arc<InputFile>> = Vec::new();
     for file in files {
         if file.gzip || whole_files || file.size < min_split_bytes || peers == 1 {
-            let weight = if file.gzip { file.size * 4 } else { file.size };
-            pieces.push((weight, Split { file: file.clone(), start: 0, end: u64::MAX, worker: 0 }));
-        } else {
-            let step = file.size.div_ceil(peers as u64);
-            for k in 0..peers as u64 {
-                let start = k * step;
-                let end = if k + 1 == peers as u64 { u64::MAX } else { (k + 1) * step };
-                pieces.push((step, Split { file: file.clone(), start, end, worker: 0 }));
-            }
+            whole.push(file);
+            continue;
+        }
+        let pieces = (peers as u64).max(file.size.div_ceil(max_split_bytes.max(1)));
+        let step = file.size.div_ceil(pieces);
+        let first = least_loaded(&load);
+        for k in 0..pieces {
+            let worker = (first + k as usize) % peers;
+            let start = k * step;
+            let end = if k + 1 == pieces { u64::MAX } else { (k + 1) * step };
+            load[worker] += step;
+            splits.push(Split { file: file.clone(), start, end, worker });
         }
     }
     // Stable: equal weights keep input order, so every process computes the same plan.
-    pieces.sort_by(|a, b| b.0.cmp(&a.0));
-    let mut load = vec![0u64; peers];
-    let mut splits = Vec::with_capacity(pieces.len());
-    for (weight, mut split) in pieces {
-        let worker = (0..peers).min_by_key(|&w| (load[w], w)).unwrap_or(0);
-        load[worker] += weight.max(1);
-        split.worker = worker;
-        splits.push(split);
+    whole.sort_by_key(|f| std::cmp::Reverse(if f.gzip { f.size * 4 } else { f.size }));
+    for file in whole {
+        let worker = least_loaded(&load);
+        load[worker] += if file.gzip { file.size * 4 } else { file.size }.max(1);
+        splits.push(Split { file: file.clone(), start: 0, end: u64::MAX, worker });
     }
     splits
 }
@@ -127,6 +137,11 @@ impl SplitReader {
         self.first_line_offset
     }
 
+    /// Offset of the next line to read; after the end of the split, the first byte after its last line.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
     /// Reads the next owned line into [`Self::line`]; returns its absolute byte offset, or `None` at the end
     /// of the split.
     ///
@@ -173,18 +188,20 @@ fn count_newlines(path: &Path, len: u64) -> io::Result<u64> {
     }
 }
 
-/// The largest value of the JSON watermark records that start before byte `before` (a line start) of a plain
-/// JSON-lines file. A partition's watermark is the maximum of its watermark records so far (a smaller later
-/// record does not take progress back), so this is the watermark a byte range inherits from the part of its
-/// partition (the file) that other workers read. Only lines containing `watermark` are parsed; the rest of the
-/// prefix is only searched (memchr's `memmem`), so the cost is a sequential read of the prefix.
+/// The largest value of the JSON watermark records in bytes `[from, to)` (both line starts) of a plain JSON-lines
+/// file. A partition's watermark is the maximum of its watermark records so far (a smaller later record does
+/// not take progress back), so a byte range inherits the maximum over everything before it; each worker scans
+/// only the gaps between its own ranges. Only lines containing `watermark` are parsed; the rest is only
+/// searched (memchr's `memmem`), so the cost is a sequential read of the gap.
 ///
 /// # Errors
 /// An I/O error.
-pub fn max_watermark_before(path: &Path, before: u64) -> io::Result<Option<u64>> {
+pub fn max_watermark_between(path: &Path, from: u64, to: u64) -> io::Result<Option<u64>> {
     const CHUNK: usize = 4 << 20;
     let finder = memchr::memmem::Finder::new(b"watermark");
-    let mut file = File::open(path)?.take(before);
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut file = file.take(to.saturating_sub(from));
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
     let mut best: Option<u64> = None;
     loop {
@@ -249,16 +266,22 @@ mod tests {
     fn plan_balances_and_keeps_gzip_whole() {
         let big = Arc::new(InputFile { path: "a".into(), format: Format::JsonLines, gzip: false, size: 10 << 20 });
         let gz = Arc::new(InputFile { path: "b".into(), format: Format::JsonLines, gzip: true, size: 1 << 20 });
-        let plan = plan_splits(&[big.clone(), gz.clone()], 2, false, MIN_SPLIT_BYTES);
+        let plan = plan_splits(&[big.clone(), gz.clone()], 2, false, MIN_SPLIT_BYTES, MAX_SPLIT_BYTES);
         assert_eq!(plan.iter().filter(|s| s.file.gzip).count(), 1);
         assert_eq!(plan.len(), 3);
         assert!(plan.iter().any(|s| s.worker == 0) && plan.iter().any(|s| s.worker == 1));
-        let whole = plan_splits(&[big, gz], 2, true, MIN_SPLIT_BYTES);
+        // Ranges of at most 1 MiB: ten, dealt alternately, covering the file.
+        let dealt = plan_splits(&[big.clone()], 2, false, MIN_SPLIT_BYTES, 1 << 20);
+        assert_eq!(dealt.len(), 10);
+        assert_eq!(dealt.iter().map(|s| s.worker).collect::<Vec<_>>(), [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
+        assert_eq!((dealt[0].start, dealt[9].end), (0, u64::MAX));
+        assert!(dealt.windows(2).all(|w| w[0].end == w[1].start));
+        let whole = plan_splits(&[big, gz], 2, true, MIN_SPLIT_BYTES, MAX_SPLIT_BYTES);
         assert!(whole.iter().all(|s| s.start == 0 && s.end == u64::MAX));
     }
 
     #[test]
-    fn max_watermark_before_takes_the_maximum_of_the_prefix() {
+    fn max_watermark_between_takes_the_maximum_of_the_gap() {
         let mut text = String::new();
         text.push_str("{\"type\":\"watermark\",\"watermark\":1000}\n");
         let mark = text.len() as u64;
@@ -270,10 +293,12 @@ mod tests {
         let second = text.len() as u64;
         text.push_str("{\"type\":\"watermark\",\"watermark\":2000}\n");
         let (_f, file) = file_with(&text);
-        assert_eq!(max_watermark_before(&file.path, 0).unwrap(), None);
-        assert_eq!(max_watermark_before(&file.path, mark).unwrap(), Some(1000));
-        assert_eq!(max_watermark_before(&file.path, second).unwrap(), Some(3000));
+        assert_eq!(max_watermark_between(&file.path, 0, 0).unwrap(), None);
+        assert_eq!(max_watermark_between(&file.path, 0, mark).unwrap(), Some(1000));
+        assert_eq!(max_watermark_between(&file.path, mark, second).unwrap(), Some(3000));
+        assert_eq!(max_watermark_between(&file.path, 0, second).unwrap(), Some(3000));
+        assert_eq!(max_watermark_between(&file.path, second, text.len() as u64).unwrap(), Some(2000));
         // A later, smaller watermark does not take progress back.
-        assert_eq!(max_watermark_before(&file.path, text.len() as u64).unwrap(), Some(3000));
+        assert_eq!(max_watermark_between(&file.path, 0, text.len() as u64).unwrap(), Some(3000));
     }
 }
