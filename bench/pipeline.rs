@@ -29,6 +29,7 @@ struct Measured {
 }
 
 /// Runs a command to completion and returns its wall time and peak resident set size (from `wait4`).
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also reports the child's peak RSS
 fn measure(name: &str, cmd: &mut Command) -> Measured {
     let out = tempfile::NamedTempFile::new().unwrap();
     let err = tempfile::NamedTempFile::new().unwrap();
@@ -97,7 +98,7 @@ fn generate(path: &Path, root: &Path, events: u64) {
                 10.5
             )
             .unwrap();
-            if n % 10_000 == 0 {
+            if n.is_multiple_of(10_000) {
                 // Trips are in dropoff order, so every trip up to one ms before this one has been written.
                 writeln!(w, r#"{{"type":"watermark","watermark":"{}"}}"#, format_timestamp_ms(t.dropoff_ms + shift - 1)).unwrap();
                 bar.set_position(n);

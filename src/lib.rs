@@ -4,6 +4,8 @@
 //! readers, sources, sinks and the command line around the I/O-free dataflow builders of the
 //! `taxiflow-dataflows` crate (`dataflows/`).
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod dead_letter;
 pub mod file_source;

@@ -1,8 +1,7 @@
 //! Airport trip durations: average whole minutes from each pickup cell to JFK and to LGA per tumbling window
 //! (spec §3 "duration", index `trip_duration` of spec §4).
 
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::StreamVec;
 
 use crate::documents::{document_id, TripDuration, TRIP_DURATION_INDEX};
@@ -29,26 +28,17 @@ pub fn airport_durations<'s>(nyc_trips: StreamVec<'s, u64, Trip>, settings: &Job
         let cell = Geohash::encode(trip.pickup.lat, trip.pickup.lon, precision)?;
         Some(((cell, airport), MinutesSum { sum: trip.duration_minutes(), trips: 1 }))
     })
-    .unary(Pipeline, "airport_durations.documents", move |_capability, _info| {
-        move |input, output| {
-            input.for_each_time(|time, batches| {
-                let mut session = output.session(&time);
-                for batch in batches {
-                    for agg in batch.drain(..) {
-                        if agg.acc.trips >= min_trips {
-                            let (cell, airport) = agg.key;
-                            session.give(TripDuration {
-                                id: document_id(TRIP_DURATION_INDEX, &[cell.as_str(), airport.code()], agg.window),
-                                location: cell.to_string(),
-                                airport_code: airport.code().to_string(),
-                                sum_trip_duration: agg.acc.sum,
-                                avg_trip_duration: agg.acc.sum as f64 / agg.acc.trips as f64,
-                                timestamp: settings.document_timestamp(agg.window.end_ms),
-                            });
-                        }
-                    }
-                }
-            });
-        }
+    .flat_map(move |agg| {
+        (agg.acc.trips >= min_trips).then(|| {
+            let (cell, airport) = agg.key;
+            TripDuration {
+                id: document_id(TRIP_DURATION_INDEX, &[cell.as_str(), airport.code()], agg.window),
+                location: cell.to_string(),
+                airport_code: airport.code().to_string(),
+                sum_trip_duration: agg.acc.sum,
+                avg_trip_duration: agg.acc.sum as f64 / agg.acc.trips as f64,
+                timestamp: settings.document_timestamp(agg.window.end_ms),
+            }
+        })
     })
 }

@@ -1,8 +1,7 @@
 //! Pickup hot spots: trips per pickup geohash cell per tumbling window (spec §3 "hot spots", index
 //! `pickup_count` of spec §4).
 
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::StreamVec;
 
 use crate::documents::{document_id, PickupCount, PICKUP_COUNT_INDEX};
@@ -23,24 +22,15 @@ pub fn hot_spots<'s>(nyc_trips: StreamVec<'s, u64, Trip>, settings: &JobSettings
     windowed_aggregate(nyc_trips, settings.window, "hot_spots", move |trip| {
         Some((Geohash::encode(trip.pickup.lat, trip.pickup.lon, precision)?, Count(1)))
     })
-    .unary(Pipeline, "hot_spots.documents", move |_capability, _info| {
-        move |input, output| {
-            input.for_each_time(|time, batches| {
-                let mut session = output.session(&time);
-                for batch in batches {
-                    for agg in batch.drain(..) {
-                        if agg.acc.0 >= min_count {
-                            let cell = agg.key.as_str();
-                            session.give(PickupCount {
-                                id: document_id(PICKUP_COUNT_INDEX, &[cell], agg.window),
-                                location: cell.to_string(),
-                                pickup_count: agg.acc.0,
-                                timestamp: settings.document_timestamp(agg.window.end_ms),
-                            });
-                        }
-                    }
-                }
-            });
-        }
+    .flat_map(move |agg| {
+        (agg.acc.0 >= min_count).then(|| {
+            let cell = agg.key.as_str();
+            PickupCount {
+                id: document_id(PICKUP_COUNT_INDEX, &[cell], agg.window),
+                location: cell.to_string(),
+                pickup_count: agg.acc.0,
+                timestamp: settings.document_timestamp(agg.window.end_ms),
+            }
+        })
     })
 }

@@ -13,6 +13,8 @@
 //! A window `[start, end)` is emitted exactly once, at timestamp `end`, when the input frontier reaches `end`
 //! (see [`windowed_aggregate`]).
 
+#![warn(missing_docs)]
+
 pub mod airport_durations;
 pub mod documents;
 pub mod geo;

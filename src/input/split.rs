@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(plan.len(), 3);
         assert!(plan.iter().any(|s| s.worker == 0) && plan.iter().any(|s| s.worker == 1));
         // Ranges of at most 1 MiB: ten, dealt alternately, covering the file.
-        let dealt = plan_splits(&[big.clone()], 2, false, MIN_SPLIT_BYTES, 1 << 20);
+        let dealt = plan_splits(std::slice::from_ref(&big), 2, false, MIN_SPLIT_BYTES, 1 << 20);
         assert_eq!(dealt.len(), 10);
         assert_eq!(dealt.iter().map(|s| s.worker).collect::<Vec<_>>(), [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
         assert_eq!((dealt[0].start, dealt[9].end), (0, u64::MAX));
