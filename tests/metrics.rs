@@ -1,0 +1,68 @@
+//! `--metrics-addr`: the Prometheus endpoint serves the run's counters and watermarks. In its own test binary,
+//! because the metrics recorder is global to a process.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+
+use taxiflow::dataflows::{JobSettings, Profile};
+use taxiflow::input::FormatChoice;
+use taxiflow::run::{run, RunOptions};
+use taxiflow::sink::SinkSpec;
+
+fn scrape(addr: std::net::SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).expect("metrics endpoint answers");
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"), "{response}");
+    response
+}
+
+/// Sum of a metric over all its label sets.
+fn total(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && (l.as_bytes().get(name.len()) == Some(&b'{') || l.as_bytes().get(name.len()) == Some(&b' ')))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn prometheus_endpoint_reports_the_run() {
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    taxiflow::metrics::serve(addr).expect("metrics listener starts");
+    let out = tempfile::tempdir().unwrap();
+    let report = run(RunOptions {
+        inputs: taxiflow::cli::bundled_samples().unwrap(),
+        format: FormatChoice::Auto,
+        settings: JobSettings::for_profile(Profile::Msf),
+        sink: SinkSpec::File(out.path().to_path_buf()),
+        timely: timely::Config::process(2),
+        min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
+        max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
+    })
+    .unwrap();
+    let totals = report.totals.unwrap();
+    // The exporter may take a moment to bind after install; retry briefly.
+    let mut text = String::new();
+    for _ in 0..50 {
+        if TcpStream::connect(addr).is_ok() {
+            text = scrape(addr);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(total(&text, "taxiflow_records_in_total"), 103_998.0, "{text}");
+    assert_eq!(total(&text, "taxiflow_trips_total"), 50_448.0);
+    assert_eq!(total(&text, "taxiflow_late_records_total"), totals.late as f64);
+    assert!(totals.late > 0, "the msf profile makes trips of the unsorted TLC samples late");
+    assert_eq!(total(&text, "taxiflow_malformed_records_total"), 0.0);
+    assert_eq!(
+        total(&text, "taxiflow_documents_out_total"),
+        (totals.documents_written() + totals.dead_letters) as f64
+    );
+    // Watermarks are epoch milliseconds of the sample (2013–2016), not zero.
+    assert!(total(&text, "taxiflow_output_watermark_ms") > 1.3e12);
+    assert!(text.contains("taxiflow_input_watermark_ms"));
+}
