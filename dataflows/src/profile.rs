@@ -136,3 +136,89 @@ impl JobSettings {
         window_end_ms as i64 + self.timestamp_offset_ms
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geohash::Geohash;
+
+    fn cells(area: &Area) -> Vec<String> {
+        let Area::Cells(c) = area else { panic!("expected cells") };
+        let mut v: Vec<String> = c.iter().map(|g| g.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// Centre of a geohash cell, via the `geohash` crate's decoder.
+    fn centre(cell: &str) -> Point {
+        let (c, _, _) = geohash::decode(cell).unwrap();
+        Point { lat: c.y, lon: c.x }
+    }
+
+    #[test]
+    fn refarch_geohash_sets() {
+        // Expected lists computed independently by scripts/reference_job.py (bisection and decode).
+        let s = JobSettings::for_profile(Profile::Refarch);
+        assert_eq!(cells(&s.nyc), ["dr5p", "dr5r", "dr5x", "dr70", "dr71", "dr73", "dr78", "dr79"]);
+        assert_eq!(cells(&s.jfk), ["dr5x0w", "dr5x0x", "dr5x0y", "dr5x1n", "dr5x1p", "dr5x28", "dr5x2b", "dr5x30"]);
+        assert_eq!(
+            cells(&s.lga),
+            ["dr5ryy", "dr5rzjq", "dr5rzjr", "dr5rzjw", "dr5rzjy", "dr5rzjz", "dr5rzm2", "dr5rzm8", "dr5rzmb", "dr5rzn"]
+        );
+        // The centre cells are excluded.
+        assert!(!s.nyc.contains(centre("dr72")));
+        assert!(!s.jfk.contains(centre("dr5x0z")));
+        assert!(!s.lga.contains(centre("dr5rzjx")));
+        // Points inside member cells of each precision are included.
+        assert!(s.nyc.contains(centre("dr5ru7v")));
+        assert_eq!(s.airport_of(centre("dr5x0y")), Some(Airport::Jfk));
+        assert_eq!(s.airport_of(centre("dr5ryyz")), Some(Airport::Lga));
+        assert_eq!(s.airport_of(centre("dr5rzjw")), Some(Airport::Lga));
+        assert_eq!(s.airport_of(centre("dr5ru7v")), None);
+        assert_eq!((s.window.length_ms, s.hot_spot_precision, s.duration_precision), (600_000, 6, 6));
+        assert_eq!((s.min_pickup_count, s.min_duration_trips, s.timestamp_offset_ms), (2, 2, -1));
+        assert_eq!(s.document_timestamp(1_357_002_000_000), 1_357_001_999_999);
+        assert_eq!(s.progress, Progress::WatermarkRecords);
+    }
+
+    #[test]
+    fn kda_and_msf_boxes_are_inclusive() {
+        for profile in [Profile::Kda, Profile::Msf] {
+            let s = JobSettings::for_profile(profile);
+            for (lat, lon) in [(40.560, -74.054), (40.878, -73.722), (40.560, -73.722), (40.878, -74.054)] {
+                assert!(s.nyc.contains(Point { lat, lon }), "{profile:?} NYC corner {lat},{lon}");
+            }
+            assert!(!s.nyc.contains(Point { lat: 40.5599999, lon: -73.9 }));
+            assert!(!s.nyc.contains(Point { lat: 40.7, lon: -73.7219999 }));
+            assert!(!s.nyc.contains(Point { lat: 0.0, lon: 0.0 }));
+            assert!(!s.nyc.contains(Point { lat: f64::NAN, lon: -73.9 }));
+            assert_eq!(s.airport_of(Point { lat: 40.632, lon: -73.800 }), Some(Airport::Jfk));
+            assert_eq!(s.airport_of(Point { lat: 40.654, lon: -73.761 }), Some(Airport::Jfk));
+            assert_eq!(s.airport_of(Point { lat: 40.766, lon: -73.881 }), Some(Airport::Lga));
+            assert_eq!(s.airport_of(Point { lat: 40.778, lon: -73.859 }), Some(Airport::Lga));
+            assert_eq!(s.airport_of(Point { lat: 40.7781, lon: -73.859 }), None);
+            assert_eq!((s.window.length_ms, s.hot_spot_precision, s.duration_precision), (3_600_000, 7, 6));
+            assert_eq!((s.min_pickup_count, s.min_duration_trips, s.timestamp_offset_ms), (1, 2, 0));
+            assert_eq!(s.document_timestamp(1_357_002_000_000), 1_357_002_000_000);
+        }
+        assert_eq!(JobSettings::for_profile(Profile::Kda).progress, Progress::WatermarkRecords);
+        assert_eq!(JobSettings::for_profile(Profile::Msf).progress, Progress::BoundedOutOfOrderness { bound_ms: 120_000 });
+    }
+
+    #[test]
+    fn jfk_is_tested_before_lga() {
+        // Overlapping areas: with the same cell in both, the trip is JFK's.
+        let mut s = JobSettings::for_profile(Profile::Refarch);
+        let cell = Geohash::parse("dr5x0y").unwrap();
+        s.lga = Area::Cells(vec![cell]);
+        assert_eq!(s.airport_of(centre("dr5x0y")), Some(Airport::Jfk));
+    }
+
+    #[test]
+    fn profile_names() {
+        assert_eq!("kda".parse::<Profile>(), Ok(Profile::Kda));
+        assert_eq!("refarch".parse::<Profile>(), Ok(Profile::Refarch));
+        assert_eq!("msf".parse::<Profile>(), Ok(Profile::Msf));
+        assert!("flink".parse::<Profile>().unwrap_err().contains("kda, refarch or msf"));
+    }
+}

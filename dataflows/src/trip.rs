@@ -45,3 +45,26 @@ impl Trip {
         (self.dropoff_ms as i64 - self.pickup_ms as i64) / 60_000
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trip(pickup_ms: u64, dropoff_ms: u64) -> Trip {
+        let p = Point { lat: 40.7, lon: -73.9 };
+        Trip { trip_id: None, pickup_ms, dropoff_ms, pickup: p, dropoff: p, total_amount: 0.0 }
+    }
+
+    #[test]
+    fn duration_truncates_toward_zero() {
+        let t0 = 1_356_998_400_000;
+        assert_eq!(trip(t0, t0 + 59_999).duration_minutes(), 0);
+        assert_eq!(trip(t0, t0 + 60_000).duration_minutes(), 1);
+        assert_eq!(trip(t0, t0 + 119_999).duration_minutes(), 1);
+        // Dropoff before pickup (real dirty data): negative, truncated toward zero, not floored.
+        assert_eq!(trip(t0, t0 - 59_999).duration_minutes(), 0);
+        assert_eq!(trip(t0, t0 - 60_000).duration_minutes(), -1);
+        assert_eq!(trip(t0, t0 - 119_999).duration_minutes(), -1);
+        assert_eq!(trip(t0, t0 + 5).event_time(), t0 + 5);
+    }
+}

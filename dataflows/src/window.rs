@@ -36,3 +36,18 @@ impl TumblingWindow {
         Window { start_ms, end_ms: start_ms + self.length_ms }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_aligned_half_open_windows() {
+        let w = TumblingWindow::new(3_600_000);
+        let t = 1_356_998_400_000; // 2013-01-01T00:00:00Z, an hour boundary
+        assert_eq!(w.window_of(t), Window { start_ms: t, end_ms: t + 3_600_000 });
+        assert_eq!(w.window_of(t + 3_599_999), Window { start_ms: t, end_ms: t + 3_600_000 });
+        assert_eq!(w.window_of(t - 1), Window { start_ms: t - 3_600_000, end_ms: t });
+        assert_eq!(TumblingWindow::new(600_000).window_of(t + 600_000).start_ms, t + 600_000);
+    }
+}
