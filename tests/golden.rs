@@ -51,3 +51,19 @@ fn msf_profile_matches_the_reference() {
     assert!(dead.iter().all(|d| d["reason"] == "late" && d["event_time"].as_u64() <= d["watermark"].as_u64()));
     golden("msf", "2");
 }
+
+#[test]
+fn window_and_precision_overrides() {
+    let base = tempfile::tempdir().unwrap();
+    run_to_dir(&[], base.path());
+    let out = tempfile::tempdir().unwrap();
+    run_to_dir(&["--window", "30m", "--hot-spot-precision", "5", "--duration-precision", "5"], out.path());
+    let sum = |docs: &[serde_json::Value]| docs.iter().map(|d| d["pickup_count"].as_u64().unwrap()).sum::<u64>();
+    let counts = read_jsonl(out.path(), "pickup_count");
+    // The same trips are counted, in cells of 5 characters and 30-minute windows.
+    assert_eq!(sum(&counts), sum(&read_jsonl(base.path(), "pickup_count")));
+    assert!(counts.iter().all(|d| d["location"].as_str().unwrap().len() == 5 && d["timestamp"].as_u64().unwrap() % 1_800_000 == 0));
+    let durations = read_jsonl(out.path(), "trip_duration");
+    assert!(!durations.is_empty());
+    assert!(durations.iter().all(|d| d["location"].as_str().unwrap().len() == 5));
+}
