@@ -1,15 +1,16 @@
 //! Throughput and memory benchmark of `taxiflow run` against the hand-written baseline (`bench/baseline.rs`),
 //! measured in the same run on the same input (not a timed test; see DEVELOPERS.md).
 //!
-//! `cargo bench --bench pipeline -- [--events N] [--dir DIR] [--flink]`
+//! `cargo bench --bench pipeline -- [--events N] [--runs R] [--dir DIR] [--flink]`
 //!
 //! 1. Builds `taxiflow` and the baseline in release mode.
 //! 2. Makes `DIR/events-N.jsonl` (kept between runs): the 46,450 trips of the bundled 2013 TaxiRide sample,
 //!    repeated forward in time (each copy shifted by the sample's span), as JSON trip events in the replay
 //!    format of spec §1, with a watermark record after every 10,000 trips (`every trip ≤ W written`).
-//! 3. Runs the baseline, `taxiflow run -w 1` and `taxiflow run -w 2` (and the Flink baseline of
-//!    `shared/baselines/flink-hotspot` with `--flink`) on that file; prints wall time, events/s, peak RSS and
-//!    the ratios to the baseline, and checks that taxiflow and the baseline wrote the same number of results.
+//! 3. Runs the baseline, `taxiflow run -w 1` and `taxiflow run -w 2` R times each (default 3, interleaved),
+//!    and the Flink baseline of `shared/baselines/flink-hotspot` once with `--flink`, on that file; prints the
+//!    median wall time, events/s, the largest peak RSS and the ratios to the baseline, and checks that taxiflow
+//!    and the baseline wrote the same number of results.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -134,17 +135,34 @@ fn main() {
     let _ = std::io::copy(&mut std::fs::File::open(&input).unwrap(), &mut std::io::sink());
     eprintln!("input: {} ({events} trips, {:.2} GB)", input.display(), bytes as f64 / 1e9);
 
-    let mut runs = vec![measure("baseline (1 thread)", Command::new(&baseline).arg(&input).arg(dir.join("baseline.out")))];
-    for w in ["1", "2"] {
-        runs.push(measure(
-            &format!("taxiflow -w {w}"),
-            Command::new(&taxiflow).args(["run", "-w", w, "--input"]).arg(&input).arg("--sink").arg(format!("file://{}", dir.join(format!("out-w{w}")).display())),
-        ));
+    let repeats: usize = arg("--runs").map(|v| v.parse().expect("--runs R")).unwrap_or(3).max(1);
+    let mut samples: Vec<Vec<Measured>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..repeats {
+        samples[0].push(measure("baseline (1 thread)", Command::new(&baseline).arg(&input).arg(dir.join("baseline.out"))));
+        for (i, w) in ["1", "2"].into_iter().enumerate() {
+            samples[i + 1].push(measure(
+                &format!("taxiflow -w {w}"),
+                Command::new(&taxiflow).args(["run", "-w", w, "--input"]).arg(&input).arg("--sink").arg(format!("file://{}", dir.join(format!("out-w{w}")).display())),
+            ));
+        }
     }
     if args.iter().any(|a| a == "--flink") {
         let script = root.join("../shared/baselines/flink-hotspot/run.sh");
-        runs.push(measure("flink (p=2, hot spots only)", Command::new("bash").arg(script).arg(&input).arg(dir.join("flink-out")).arg("2")));
+        samples.push(vec![measure("flink (p=2, hot spots only)", Command::new("bash").arg(script).arg(&input).arg(dir.join("flink-out")).arg("2"))]);
     }
+    // Median wall time, largest peak RSS of each configuration.
+    let runs: Vec<Measured> = samples
+        .into_iter()
+        .map(|mut s| {
+            let rss = s.iter().map(|m| m.peak_rss_kib).max().unwrap_or(0);
+            s.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+            let walls: Vec<String> = s.iter().map(|m| format!("{:.2}", m.seconds)).collect();
+            let mut median = s.swap_remove(s.len() / 2);
+            median.peak_rss_kib = rss;
+            median.name = format!("{} [{} s]", median.name, walls.join(", "));
+            median
+        })
+        .collect();
 
     // Same results: the baseline and taxiflow write the same number of documents.
     let baseline_docs = std::fs::read_to_string(dir.join("baseline.out")).unwrap().lines().count() as u64;
@@ -160,7 +178,7 @@ fn main() {
     let base = runs[0].seconds;
     let base_rss = runs[0].peak_rss_kib as f64;
     println!("\n{events} trip events, {:.2} GB of JSON lines, {baseline_docs} result documents\n", bytes as f64 / 1e9);
-    println!("| run | wall s | events/s | peak RSS MiB | throughput vs baseline | RSS vs baseline |");
+    println!("| run [all wall times] | median wall s | events/s | peak RSS MiB | throughput vs baseline | RSS vs baseline |");
     println!("|---|---:|---:|---:|---:|---:|");
     for r in &runs {
         println!(

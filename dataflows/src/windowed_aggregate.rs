@@ -28,6 +28,7 @@ use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
+
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -84,11 +85,10 @@ pub struct Aggregated<K, A> {
     pub acc: A,
 }
 
-/// Hash of a key that is the same in every process of a cluster (SipHash-1-3 with the fixed zero key),
-/// used to route partial accumulators to the worker that owns the key.
+/// Hash of a key that is the same in every process of a cluster (FxHash has no random seed), used to route
+/// partial accumulators to the worker that owns the key.
 pub fn key_hash<K: Hash>(key: &K) -> u64 {
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new();
+    let mut h = rustc_hash::FxHasher::default();
     key.hash(&mut h);
     h.finish()
 }
