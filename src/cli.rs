@@ -9,7 +9,10 @@ use clap::{Parser, Subcommand};
 use taxiflow_dataflows::{JobSettings, Profile, Progress, TumblingWindow};
 
 use crate::input::FormatChoice;
-use crate::run::{run, RunOptions};
+use crate::kafka::source::KafkaSourceOptions;
+use crate::kafka::KafkaTopic;
+use crate::replay::ReplayOptions;
+use crate::run::{run, RunOptions, SourceSpec};
 use crate::sink::SinkSpec;
 use crate::workers::WorkerArgs;
 
@@ -27,6 +30,41 @@ pub struct Cli {
 pub enum Command {
     /// Compute pickup hot spots and airport trip durations in event time.
     Run(RunArgs),
+    /// Replay trips from files into Kafka, paced in event time, with watermark records (spec §2).
+    Replay(ReplayArgs),
+}
+
+/// Flags of `taxiflow replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Input file, replayed in the given order (repeatable). Default: the bundled samples.
+    #[arg(long = "input", value_name = "PATH")]
+    pub inputs: Vec<PathBuf>,
+    /// Input format; `auto` detects it from each file's first line.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: FormatChoice,
+    /// Destination: kafka://BROKER[,BROKER]/TOPIC (the topic must exist).
+    #[arg(long)]
+    pub to: String,
+    /// Event time runs this many times faster than wall time; `max` for no pacing.
+    #[arg(long, default_value = "3600")]
+    pub speedup: crate::replay::Speedup,
+    /// Replay the input this many times, each copy shifted forward by the input's time span.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// How often a watermark record goes to every partition.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub watermark_interval: Duration,
+    /// How long to wait for the brokers (metadata at start, acknowledgements at the end).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `--stop-at` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StopAt {
+    /// Finish at the end offsets taken at start.
+    Latest,
 }
 
 /// Flags of `taxiflow run`.
@@ -34,8 +72,23 @@ pub enum Command {
 pub struct RunArgs {
     /// Input file (TLC/DEBS/TaxiRide CSV or JSON lines, plain or gzip); repeat for several. Default: the
     /// bundled real NYC samples in `data/`.
-    #[arg(long = "input", value_name = "PATH")]
+    #[arg(long = "input", value_name = "PATH", conflicts_with = "source")]
     pub inputs: Vec<PathBuf>,
+    /// Read trip and watermark events from a stream instead of files: kafka://BROKER[,BROKER]/TOPIC.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Consumer group the Kafka source commits its offsets to (monitoring only).
+    #[arg(long, default_value = "taxiflow", requires = "source")]
+    pub group: String,
+    /// Where the Kafka source starts.
+    #[arg(long, value_enum, default_value = "earliest", requires = "source")]
+    pub start: crate::kafka::source::StartPosition,
+    /// Bounded read: finish at the end offsets of all partitions taken at start, then close all windows.
+    #[arg(long, value_enum, requires = "source")]
+    pub stop_at: Option<StopAt>,
+    /// A partition without records for this long stops holding progress back (see the Kafka source docs).
+    #[arg(long, value_parser = humantime::parse_duration, requires = "source")]
+    pub idle_timeout: Option<Duration>,
     /// Input format; `auto` detects it from each file's first line.
     #[arg(long, value_enum, default_value = "auto")]
     pub format: FormatChoice,
@@ -152,7 +205,20 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             if let Some(addr) = args.metrics_addr {
                 crate::metrics::serve(addr)?;
             }
-            let options = RunOptions { inputs: args.inputs()?, format: args.format, settings, sink: args.sink.clone(), timely, min_split_bytes: args.min_split_bytes, max_split_bytes: args.max_split_bytes };
+            let source = match &args.source {
+                None => SourceSpec::Files(args.inputs()?),
+                Some(url) => SourceSpec::Kafka(KafkaSourceOptions {
+                    topic: KafkaTopic::parse(url, "--source")?,
+                    group: args.group.clone(),
+                    start: args.start,
+                    stop_at_latest: args.stop_at == Some(StopAt::Latest),
+                    idle_timeout: args.idle_timeout,
+                    timeout: Duration::from_secs(30),
+                }),
+            };
+            ctrlc::set_handler(|| crate::run::STOP.store(true, std::sync::atomic::Ordering::Relaxed))
+                .map_err(|e| anyhow::anyhow!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
+            let options = RunOptions { source, format: args.format, settings, sink: args.sink.clone(), timely, min_split_bytes: args.min_split_bytes, max_split_bytes: args.max_split_bytes };
             let report = run(options)?;
             if let Some(totals) = report.totals {
                 let line = totals.summary_line(report.elapsed.as_secs_f64());
@@ -162,6 +228,30 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
                     println!("{line}");
                 }
             }
+            Ok(())
+        }
+        Command::Replay(args) => {
+            let inputs = if args.inputs.is_empty() { bundled_samples()? } else { args.inputs.clone() };
+            let options = ReplayOptions {
+                inputs,
+                format: args.format,
+                to: KafkaTopic::parse(&args.to, "--to")?,
+                speedup: args.speedup,
+                repeat: args.repeat,
+                watermark_interval: args.watermark_interval,
+                timeout: args.timeout,
+            };
+            let started = std::time::Instant::now();
+            let report = crate::replay::replay(&options)?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "replay: {} trips acknowledged, {} rows skipped, {} watermark rounds, {:.0} events/s in {:.3} s",
+                report.acknowledged,
+                report.skipped,
+                report.watermark_rounds,
+                report.acknowledged as f64 / seconds.max(1e-9),
+                seconds
+            );
             Ok(())
         }
     }

@@ -24,7 +24,8 @@ use timely::dataflow::{Scope, StreamVec};
 use crate::dead_letter::DeadLetter;
 use crate::input::csv_line::CsvLine;
 use crate::input::split::{max_watermark_between, SplitReader};
-use crate::input::{Format, Record, Split};
+use crate::input::{Format, Split};
+use crate::source_batch::{Position, SourceBatch};
 use crate::summary::Totals;
 use crate::watermark::PartitionWatermark;
 
@@ -118,8 +119,6 @@ pub fn file_source<'s>(
         // Frontier of a file on this worker: that of its first unfinished range.
         let file_frontier = |p: &Partition, files: &[FileProgress]| if p.reader.is_some() { p.clock.frontier() } else { files[p.file].frontier() };
         let mut csv = CsvLine::new();
-        let mut trip_batch: Vec<Trip> = Vec::with_capacity(LINES_PER_ACTIVATION);
-        let mut dead_batch: Vec<DeadLetter> = Vec::new();
 
         move |_frontiers| {
             let Some(cap) = trip_cap.as_mut() else { return };
@@ -131,14 +130,14 @@ pub fn file_source<'s>(
                 dead_cap = None;
                 return;
             };
+            let mut batch = SourceBatch::default();
             let source = p.split.file.path.display().to_string();
-            let mut batch = Totals::default();
+            let floor = *cap.time();
             let file = &mut files[p.file];
             if p.reader.is_none() {
                 if let Err(e) = p.open(progress, file) {
                     tracing::error!(input = %p.split.describe(), error = %e, "cannot open input split");
-                    dead_batch.push(unreadable(&source, 0, 0, &e));
-                    batch.malformed += 1;
+                    batch.unreadable(Position { source: &source, line: 0, offset: 0 }, &e);
                     p.done = true;
                 }
             }
@@ -153,8 +152,7 @@ pub fn file_source<'s>(
                         }
                         Err(e) => {
                             tracing::error!(input = %p.split.describe(), error = %e, "input unreadable; rest of the split skipped");
-                            dead_batch.push(unreadable(&source, reader.line_number() + 1, 0, &e));
-                            batch.malformed += 1;
+                            batch.unreadable(Position { source: &source, line: reader.line_number() + 1, offset: 0 }, &e);
                             p.done = true;
                             break;
                         }
@@ -162,62 +160,25 @@ pub fn file_source<'s>(
                     if reader.line.is_empty() {
                         continue;
                     }
-                    batch.records_read += 1;
-                    match format.parse(&reader.line, &mut csv) {
-                        Ok(Record::Trip(trip)) => {
-                            batch.trips += 1;
-                            match p.clock.observe_trip(trip.event_time()) {
-                                Ok(()) => trip_batch.push(trip),
-                                Err(late) => {
-                                    batch.late += 1;
-                                    dead_batch.push(DeadLetter {
-                                        reason: "late".to_string(),
-                                        source: source.clone(),
-                                        line: reader.line_number(),
-                                        offset,
-                                        record: String::from_utf8_lossy(&reader.line).into_owned(),
-                                        event_time: Some(trip.event_time()),
-                                        watermark: Some(late.watermark),
-                                    });
-                                }
-                            }
-                        }
-                        Ok(Record::Watermark(w)) => {
-                            batch.watermarks += 1;
-                            p.clock.observe_watermark_record(w);
-                        }
-                        Ok(Record::NotATrip) => batch.not_trips += 1,
-                        Err(reason) => {
-                            batch.malformed += 1;
-                            dead_batch.push(DeadLetter {
-                                reason: format!("malformed: {reason}"),
-                                source: source.clone(),
-                                line: reader.line_number(),
-                                offset,
-                                record: String::from_utf8_lossy(&reader.line).into_owned(),
-                                event_time: None,
-                                watermark: None,
-                            });
-                        }
-                    }
+                    let parsed = format.parse(&reader.line, &mut csv);
+                    let reader = &*reader;
+                    batch.accept(parsed, &mut p.clock, floor, &reader.line, || Position { source: &source, line: reader.line_number(), offset });
                 }
             }
             if p.done {
                 p.close(file);
             }
 
-            if !trip_batch.is_empty() {
-                trips_output.activate().session(&*cap).give_container(&mut trip_batch);
-                trip_batch.clear();
+            if !batch.trips.is_empty() {
+                trips_output.activate().session(&*cap).give_container(&mut batch.trips);
             }
-            if !dead_batch.is_empty() {
+            if !batch.dead_letters.is_empty() {
                 if let Some(dcap) = dead_cap.as_ref() {
-                    dead_output.activate().session(dcap).give_container(&mut dead_batch);
+                    dead_output.activate().session(dcap).give_container(&mut batch.dead_letters);
                 }
-                dead_batch.clear();
             }
-            record_metrics(&batch, &worker_label);
-            *totals.borrow_mut() += batch;
+            batch.record_metrics(&worker_label);
+            *totals.borrow_mut() += batch.totals;
 
             // Progress: the smallest event time any unfinished partition can still send.
             match first_unfinished_per_file(&partitions).map(|i| file_frontier(&partitions[i], &files)).min() {
@@ -245,24 +206,4 @@ pub fn file_source<'s>(
 /// Index of the first unfinished range of each file (partitions are sorted by file, then offset).
 fn first_unfinished_per_file(partitions: &[Partition]) -> impl Iterator<Item = usize> + '_ {
     (0..partitions.len()).filter(move |&i| !partitions[i].done && (i == 0 || partitions[i - 1].file != partitions[i].file || partitions[i - 1].done))
-}
-
-fn unreadable(source: &str, line: u64, offset: u64, e: &dyn std::fmt::Display) -> DeadLetter {
-    DeadLetter {
-        reason: format!("unreadable: {e}"),
-        source: source.to_string(),
-        line,
-        offset,
-        record: String::new(),
-        event_time: None,
-        watermark: None,
-    }
-}
-
-fn record_metrics(batch: &Totals, worker: &str) {
-    let w = worker.to_string();
-    metrics::counter!("taxiflow_records_in_total", "worker" => w.clone()).increment(batch.records_read);
-    metrics::counter!("taxiflow_trips_total", "worker" => w.clone()).increment(batch.trips);
-    metrics::counter!("taxiflow_late_records_total", "worker" => w.clone()).increment(batch.late);
-    metrics::counter!("taxiflow_malformed_records_total", "worker" => w).increment(batch.malformed);
 }

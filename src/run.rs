@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,15 +15,29 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::{Operator, ToStream};
 
 use crate::file_source::file_source;
+use crate::kafka::source::{kafka_source, partition_count, KafkaSourceOptions};
 use crate::input::{plan_splits, FormatChoice, InputFile};
 use crate::sink::{write_stream, SinkSpec, SinkWriter};
 use crate::summary::Totals;
 
+/// Where trips come from.
+#[derive(Clone, Debug)]
+pub enum SourceSpec {
+    /// Input files (plain or gzip), read to their end.
+    Files(Vec<PathBuf>),
+    /// A Kafka topic (`--source kafka://…`).
+    Kafka(KafkaSourceOptions),
+}
+
+/// Set by SIGINT/SIGTERM: workers stop stepping, the sink is flushed, and the run ends without emitting the
+/// windows that are still open (they are incomplete).
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
 /// Everything `taxiflow run` needs, validated.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// Input files (plain or gzip).
-    pub inputs: Vec<PathBuf>,
+    /// Input files or stream.
+    pub source: SourceSpec,
     /// `--format`.
     pub format: FormatChoice,
     /// Profile settings after overrides.
@@ -37,8 +52,8 @@ pub struct RunOptions {
     pub max_split_bytes: u64,
 }
 
-/// What a run reports: totals over all workers (on process 0; other processes report only their own view,
-/// `None`) and the wall time.
+/// What a run reports: totals over all workers (on process 0; `None` on other processes; after SIGINT/SIGTERM,
+/// each process reports its own workers) and the wall time.
 #[derive(Clone, Debug)]
 pub struct RunReport {
     /// Totals over every worker of every process, known on process 0.
@@ -54,7 +69,16 @@ pub struct RunReport {
 /// failed to write, or a timely start-up error (e.g. a cluster peer that cannot be reached).
 pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
     let mut files = Vec::new();
-    for path in &options.inputs {
+    let no_files = Vec::new();
+    let paths = match &options.source {
+        SourceSpec::Files(paths) => paths,
+        SourceSpec::Kafka(kafka) => {
+            // Fail fast on an unreachable broker or unknown topic, before any worker starts.
+            partition_count(&crate::kafka::source::consumer(kafka)?, &kafka.topic, kafka.timeout)?;
+            &no_files
+        }
+    };
+    for path in paths {
         let file = InputFile::inspect(path, options.format)?;
         tracing::info!(input = %path.display(), format = file.format.name(), gzip = file.gzip, bytes = file.size, "input");
         files.push(Arc::new(file));
@@ -69,6 +93,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
     let splits = Arc::new(plan_splits(&files, peers, whole_files, options.min_split_bytes, options.max_split_bytes));
     let settings = options.settings.clone();
     let sink = options.sink.clone();
+    let source = options.source.clone();
     // Fail fast on an unusable sink, before any worker starts.
     let is_first_process = !matches!(&options.timely.communication, timely::CommunicationConfig::Cluster { process, .. } if *process != 0);
     if is_first_process {
@@ -84,17 +109,33 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
         let filtered = Rc::new(Cell::new(0u64));
         let writer = if index == 0 { Some(Rc::new(RefCell::new(SinkWriter::open(&sink).map_err(|e| format!("{e:#}"))?))) } else { None };
 
+        let peers = worker.peers();
         worker.dataflow::<u64, _, _>(|scope| {
-            let (trips, dead_letters) = file_source(scope, my_splits, settings.progress, totals.clone(), index);
+            let (trips, dead_letters) = match &source {
+                SourceSpec::Files(_) => file_source(scope, my_splits, settings.progress, totals.clone(), index),
+                SourceSpec::Kafka(kafka) => kafka_source(scope, kafka.clone(), settings.progress, totals.clone(), index, peers)
+                    .unwrap_or_else(|e| panic!("worker {index}: {e:#}")),
+            };
             let job = build_job(trips, &settings, filtered.clone());
             let with_index = SinkWriter::wants_index_field(&sink);
             write_stream(job.pickup_counts, "pickup_count", with_index, writer.clone(), totals.clone());
             write_stream(job.trip_durations, "trip_duration", with_index, writer.clone(), totals.clone());
             write_stream(dead_letters, "dead_letter", with_index, writer.clone(), totals.clone());
         });
-        while worker.step_or_park(Some(Duration::from_millis(10))) {}
+        // step_or_park sleeps until there is work (or 10 ms), so this loop does not spin.
+        loop {
+            if STOP.load(Ordering::Relaxed) || !worker.step_or_park(Some(Duration::from_millis(10))) {
+                break;
+            }
+        }
         if let Some(w) = &writer {
             w.borrow_mut().finish().map_err(|e| format!("{e:#}"))?;
+        }
+        if STOP.load(Ordering::Relaxed) {
+            // Stopped: other processes may be gone, so report this worker only.
+            let mut mine = *totals.borrow();
+            mine.filtered += filtered.get();
+            return Ok(Some(mine));
         }
 
         // Sum every worker's totals on worker 0.
@@ -117,11 +158,16 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
     })
     .map_err(|e| anyhow!("cannot start the timely workers: {e}"))?;
 
-    let mut totals = None;
+    let mut totals: Option<Totals> = None;
+    let stopped = STOP.load(Ordering::Relaxed);
     for result in guards.join() {
         let worker_result = result.map_err(|e| anyhow!("a worker failed: {e}"))?;
         if let Some(t) = worker_result.map_err(|e| anyhow!(e)).context("worker")? {
-            totals = Some(t);
+            if stopped {
+                *totals.get_or_insert_with(Totals::default) += t;
+            } else {
+                totals = Some(t);
+            }
         }
     }
     Ok(RunReport { totals, elapsed: started.elapsed() })

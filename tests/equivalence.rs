@@ -11,7 +11,7 @@ use common::*;
 use proptest::prelude::*;
 use taxiflow::dataflows::{JobSettings, Point, Profile, Progress, Trip};
 use taxiflow::input::FormatChoice;
-use taxiflow::run::{run, RunOptions};
+use taxiflow::run::{run, RunOptions, SourceSpec};
 use taxiflow::sink::SinkSpec;
 
 /// Positions that exercise every branch: cells shared by several points, both airports, the NYC box edges,
@@ -127,7 +127,7 @@ fn check(out: &Path, files: &[PathBuf], expected: &Expected, what: &str) -> Resu
 fn run_in_process(files: &[PathBuf], s: &JobSettings, threads: usize, out: &Path, max_split_bytes: u64) {
     let timely = if threads == 1 { timely::Config::thread() } else { timely::Config::process(threads) };
     run(RunOptions {
-        inputs: files.to_vec(),
+        source: SourceSpec::Files(files.to_vec()),
         format: FormatChoice::Auto,
         settings: s.clone(),
         sink: SinkSpec::File(out.to_path_buf()),

@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 
 use taxiflow::dataflows::{JobSettings, Profile};
 use taxiflow::input::FormatChoice;
-use taxiflow::run::{run, RunOptions};
+use taxiflow::run::{run, RunOptions, SourceSpec};
 use taxiflow::sink::SinkSpec;
 
 fn scrape(addr: std::net::SocketAddr) -> String {
@@ -34,7 +34,7 @@ fn prometheus_endpoint_reports_the_run() {
     taxiflow::metrics::serve(addr).expect("metrics listener starts");
     let out = tempfile::tempdir().unwrap();
     let report = run(RunOptions {
-        inputs: taxiflow::cli::bundled_samples().unwrap(),
+        source: SourceSpec::Files(taxiflow::cli::bundled_samples().unwrap()),
         format: FormatChoice::Auto,
         settings: JobSettings::for_profile(Profile::Msf),
         sink: SinkSpec::File(out.path().to_path_buf()),

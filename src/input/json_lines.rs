@@ -161,3 +161,56 @@ mod float_exactness {
         }
     }
 }
+
+/// The JSON event of a trip in the replay format (spec §1, KDA field names, ISO-8601 instants with ms), e.g.
+/// `{"type":"trip","trip_id":7,"pickup_latitude":40.75,…,"pickup_datetime":"2013-01-01T00:00:00.000Z",…}`.
+/// `total_amount` is left out when the input had none (NaN). Floats are written in their shortest exact form, so
+/// reading the event back gives the same trip.
+pub fn trip_event_json(trip: &Trip, trip_id: i64) -> String {
+    use crate::timestamp::format_timestamp_ms as iso;
+    let mut event = serde_json::json!({
+        "type": "trip",
+        "trip_id": trip_id,
+        "pickup_latitude": trip.pickup.lat,
+        "pickup_longitude": trip.pickup.lon,
+        "dropoff_latitude": trip.dropoff.lat,
+        "dropoff_longitude": trip.dropoff.lon,
+        "pickup_datetime": iso(trip.pickup_ms),
+        "dropoff_datetime": iso(trip.dropoff_ms),
+    });
+    if trip.total_amount.is_finite() {
+        event["total_amount"] = serde_json::json!(trip.total_amount);
+    }
+    event.to_string()
+}
+
+/// The JSON watermark event (spec §1): `{"type":"watermark","watermark":"<ISO instant>"}`.
+pub fn watermark_event_json(watermark_ms: u64) -> String {
+    format!(r#"{{"type":"watermark","watermark":"{}"}}"#, crate::timestamp::format_timestamp_ms(watermark_ms))
+}
+
+#[cfg(test)]
+mod formatting {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::excessive_precision)] // a TLC coordinate as written in the file
+    fn events_round_trip() {
+        let trip = Trip {
+            trip_id: None,
+            pickup_ms: 1_356_998_400_123,
+            dropoff_ms: 1_356_999_060_000,
+            pickup: Point { lat: 40.750110626220703, lon: -73.993896484375 },
+            dropoff: Point { lat: 40.64, lon: -73.78 },
+            total_amount: f64::NAN,
+        };
+        let json = trip_event_json(&trip, 9);
+        assert!(!json.contains("total_amount"));
+        let Ok(Record::Trip(back)) = parse(json.as_bytes()) else { panic!("{json}") };
+        assert!(back.total_amount.is_nan());
+        assert_eq!(Trip { total_amount: 0.0, ..back }, Trip { trip_id: Some(9), total_amount: 0.0, ..trip });
+        let paid = Trip { total_amount: 17.05, ..trip };
+        assert_eq!(parse(trip_event_json(&paid, 1).as_bytes()), Ok(Record::Trip(Trip { trip_id: Some(1), ..paid })));
+        assert_eq!(parse(watermark_event_json(1_356_999_060_000).as_bytes()), Ok(Record::Watermark(1_356_999_060_000)));
+    }
+}

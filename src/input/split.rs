@@ -91,7 +91,7 @@ pub struct SplitReader {
     /// Lines consumed since `first_line_offset` (header included).
     lines_read: u64,
     /// Newlines before `first_line_offset`, counted on first need.
-    lines_before: Option<u64>,
+    lines_before: std::cell::Cell<Option<u64>>,
     path: Arc<InputFile>,
     /// The current line, without terminator.
     pub line: Vec<u8>,
@@ -122,7 +122,7 @@ impl SplitReader {
             end: split.end,
             first_line_offset: pos,
             lines_read: 0,
-            lines_before: if pos == 0 { Some(0) } else { None },
+            lines_before: std::cell::Cell::new(if pos == 0 { Some(0) } else { None }),
             path: split.file.clone(),
             line: Vec::with_capacity(512),
         };
@@ -166,11 +166,16 @@ impl SplitReader {
 
     /// 1-based line number in the file of the line last returned by [`Self::next_line`]. For a byte range,
     /// the first call counts the newlines before it (once).
-    pub fn line_number(&mut self) -> u64 {
-        if self.lines_before.is_none() {
-            self.lines_before = Some(count_newlines(&self.path.path, self.first_line_offset).unwrap_or(0));
-        }
-        self.lines_before.unwrap_or(0) + self.lines_read
+    pub fn line_number(&self) -> u64 {
+        let before = match self.lines_before.get() {
+            Some(n) => n,
+            None => {
+                let n = count_newlines(&self.path.path, self.first_line_offset).unwrap_or(0);
+                self.lines_before.set(Some(n));
+                n
+            }
+        };
+        before + self.lines_read
     }
 }
 

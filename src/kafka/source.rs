@@ -1,0 +1,279 @@
+//! The Kafka source of `taxiflow run --source kafka://BROKER/TOPIC`: partitions assigned to workers explicitly
+//! (partition `p` to the worker with index `p mod workers`, no consumer-group rebalancing inside the dataflow),
+//! per-partition watermarks from watermark records, and a capability at the minimum over the worker's
+//! partitions (spec §3 "min over partitions of the last watermark event").
+//!
+//! * `--start earliest|latest`: where partitions start.
+//! * `--stop-at latest`: a bounded read, like Flink's bounded `KafkaSource`: the end offsets of all partitions are
+//!   taken at start; a partition is finished when it reaches its end offset; when all are, the source releases
+//!   its capability, so every window closes, and the job ends. Without it, the job reads until stopped.
+//! * `--idle-timeout D`: a partition without records for `D` stops holding progress back. Correctness cost: a
+//!   trip that such a partition delivers later with an event time the frontier has already passed cannot enter
+//!   its (already emitted) window; it goes to the dead-letter output as `late`.
+//! * The next offset of every partition is tracked ([`KafkaSourceState`]) and committed to the consumer group
+//!   every 5 s for monitoring only; positions for recovery are the checkpoint work's.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use taxiflow_dataflows::{Progress, Trip};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::{Scope, StreamVec};
+
+use super::KafkaTopic;
+use crate::dead_letter::DeadLetter;
+use crate::source_batch::{Position, SourceBatch};
+use crate::summary::Totals;
+use crate::watermark::PartitionWatermark;
+
+/// Messages read per activation.
+pub const MESSAGES_PER_ACTIVATION: usize = 8192;
+
+/// `--start`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartPosition {
+    /// The oldest retained offset of each partition.
+    Earliest,
+    /// Only records produced after the start.
+    Latest,
+}
+
+/// Settings of the Kafka source.
+#[derive(Clone, Debug)]
+pub struct KafkaSourceOptions {
+    /// `--source`.
+    pub topic: KafkaTopic,
+    /// `--group`: consumer group for offset commits (monitoring only).
+    pub group: String,
+    /// `--start`.
+    pub start: StartPosition,
+    /// `--stop-at latest`.
+    pub stop_at_latest: bool,
+    /// `--idle-timeout`.
+    pub idle_timeout: Option<Duration>,
+    /// How long to wait for metadata from the brokers.
+    pub timeout: Duration,
+}
+
+struct PartitionState {
+    clock: PartitionWatermark,
+    /// Offset of the next record to read.
+    next_offset: i64,
+    /// `--stop-at latest`: the end offset taken at start.
+    end: Option<i64>,
+    last_record: Instant,
+}
+
+impl PartitionState {
+    fn finished(&self) -> bool {
+        self.end.is_some_and(|end| self.next_offset >= end)
+    }
+}
+
+/// The positions of one worker's partitions: partition → next offset (the form the checkpoint work persists).
+pub type KafkaSourceState = BTreeMap<i32, i64>;
+
+/// Checks that the topic exists and returns its partition count.
+///
+/// # Errors
+/// `--source`: the brokers cannot be reached or the topic is unknown.
+pub fn partition_count(consumer: &BaseConsumer, topic: &KafkaTopic, timeout: Duration) -> anyhow::Result<i32> {
+    let url = format!("kafka://{}/{}", topic.brokers, topic.topic);
+    let metadata = consumer.fetch_metadata(Some(&topic.topic), timeout).with_context(|| format!("--source {url}: brokers unreachable"))?;
+    match metadata.topics().iter().find(|t| t.name() == topic.topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
+        _ => anyhow::bail!("--source {url}: unknown topic"),
+    }
+}
+
+/// Creates the consumer of one worker (no subscription: partitions are assigned explicitly).
+///
+/// # Errors
+/// `--source`: invalid client configuration.
+pub fn consumer(options: &KafkaSourceOptions) -> anyhow::Result<BaseConsumer> {
+    options
+        .topic
+        .client_config()
+        .set("group.id", &options.group)
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("enable.partition.eof", "false")
+        .create()
+        .with_context(|| format!("--source kafka://{}/{}: cannot create a consumer", options.topic.brokers, options.topic.topic))
+}
+
+/// Builds the Kafka source of worker `worker` of `peers`. Outputs trips and dead letters, like the file source.
+///
+/// # Errors
+/// The consumer cannot be created, the topic is unknown, or its offsets cannot be read (all naming `--source`).
+pub fn kafka_source<'s>(
+    scope: Scope<'s, u64>,
+    options: KafkaSourceOptions,
+    progress: Progress,
+    totals: Rc<RefCell<Totals>>,
+    worker: usize,
+    peers: usize,
+) -> anyhow::Result<(StreamVec<'s, u64, Trip>, StreamVec<'s, u64, DeadLetter>)> {
+    let consumer = consumer(&options)?;
+    let url = format!("kafka://{}/{}", options.topic.brokers, options.topic.topic);
+    let count = partition_count(&consumer, &options.topic, options.timeout)?;
+    let mut partitions: BTreeMap<i32, PartitionState> = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for p in (0..count).filter(|p| *p as usize % peers == worker) {
+        let (low, high) = consumer
+            .fetch_watermarks(&options.topic.topic, p, options.timeout)
+            .with_context(|| format!("--source {url}: cannot read the offsets of partition {p}"))?;
+        let start = match options.start {
+            StartPosition::Earliest => low,
+            StartPosition::Latest => high,
+        };
+        assignment.add_partition_offset(&options.topic.topic, p, Offset::Offset(start)).context("assignment")?;
+        partitions.insert(
+            p,
+            PartitionState {
+                clock: PartitionWatermark::new(progress, None),
+                next_offset: start,
+                end: options.stop_at_latest.then_some(high),
+                last_record: Instant::now(),
+            },
+        );
+    }
+    consumer.assign(&assignment).with_context(|| format!("--source {url}: cannot assign partitions"))?;
+    tracing::info!(worker, partitions = ?partitions.keys().collect::<Vec<_>>(), "kafka source assigned");
+
+    let mut builder = OperatorBuilder::new("kafka_source".to_owned(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let (trips_output, trips) = builder.new_output::<Vec<Trip>>();
+    let (dead_output, dead_letters) = builder.new_output::<Vec<DeadLetter>>();
+    let mut trips_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Trip>>>::from(trips_output);
+    let mut dead_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
+    let worker_label = worker.to_string();
+    // Dead-letter `source` of each partition, e.g. kafka://127.0.0.1:9092/trips/0.
+    let mut sources: BTreeMap<i32, String> = (0..count).map(|p| (p, format!("{url}/{p}"))).collect();
+
+    builder.build(move |mut capabilities| {
+        let mut dead_cap = capabilities.pop();
+        let mut trip_cap = capabilities.pop();
+        let mut next_commit = Instant::now() + Duration::from_secs(5);
+        let mut next_metadata = Instant::now() + Duration::from_secs(10);
+
+        move |_frontiers| {
+            let Some(cap) = trip_cap.as_mut() else { return };
+            let floor = *cap.time();
+            let mut batch = SourceBatch::default();
+            let mut received = 0;
+            while received < MESSAGES_PER_ACTIVATION {
+                match consumer.poll(Duration::ZERO) {
+                    None => break,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "kafka consumer error");
+                        break;
+                    }
+                    Some(Ok(message)) => {
+                        received += 1;
+                        let p = message.partition();
+                        let Some(state) = partitions.get_mut(&p) else { continue };
+                        if state.finished() {
+                            continue; // past the end offset of a bounded read
+                        }
+                        if message.offset() > state.next_offset {
+                            // Records the broker no longer has (retention) or never will (aborted): say so.
+                            let skipped = message.offset() - state.next_offset;
+                            tracing::warn!(partition = p, from = state.next_offset, skipped, "offsets skipped: records deleted by retention are not read");
+                            metrics::counter!("taxiflow_kafka_offsets_skipped_total", "partition" => p.to_string()).increment(skipped as u64);
+                        }
+                        state.next_offset = message.offset() + 1;
+                        state.last_record = Instant::now();
+                        let raw = message.payload().unwrap_or_default();
+                        let parsed = crate::input::json_lines::parse(raw);
+                        let source = sources.entry(p).or_insert_with(|| format!("{url}/{p}"));
+                        let offset = message.offset() as u64;
+                        batch.accept(parsed, &mut state.clock, floor, raw, || Position { source, line: 0, offset });
+                    }
+                }
+            }
+            if !batch.trips.is_empty() {
+                trips_output.activate().session(&*cap).give_container(&mut batch.trips);
+            }
+            if !batch.dead_letters.is_empty() {
+                if let Some(dcap) = dead_cap.as_ref() {
+                    dead_output.activate().session(dcap).give_container(&mut batch.dead_letters);
+                }
+            }
+            batch.record_metrics(&worker_label);
+            *totals.borrow_mut() += batch.totals;
+
+            let now = Instant::now();
+            if now >= next_commit {
+                commit(&consumer, &options.topic.topic, &partitions);
+                next_commit = now + Duration::from_secs(5);
+            }
+            if now >= next_metadata && !options.stop_at_latest {
+                add_new_partitions(&consumer, &options, progress, worker, peers, &mut partitions);
+                next_metadata = now + Duration::from_secs(10);
+            }
+
+            // Progress: the minimum over partitions that are neither finished nor idle.
+            let active = partitions.values().filter(|s| !s.finished());
+            let busy = active.clone().filter(|s| options.idle_timeout.is_none_or(|idle| now.duration_since(s.last_record) < idle));
+            if active.clone().next().is_none() {
+                commit(&consumer, &options.topic.topic, &partitions);
+                trip_cap = None;
+                dead_cap = None;
+                tracing::debug!(worker, "kafka source finished");
+                return;
+            }
+            if let Some(frontier) = busy.map(|s| s.clock.frontier()).min() {
+                if frontier > *cap.time() {
+                    cap.downgrade(&frontier);
+                    if let Some(dcap) = dead_cap.as_mut() {
+                        dcap.downgrade(&frontier);
+                    }
+                    metrics::gauge!("taxiflow_input_watermark_ms", "worker" => worker_label.clone()).set((frontier - 1) as f64);
+                }
+            }
+            if received == 0 {
+                activator.activate_after(Duration::from_millis(5));
+            } else {
+                activator.activate();
+            }
+        }
+    });
+    Ok((trips, dead_letters))
+}
+
+/// Commits the next offsets to the consumer group (monitoring only).
+fn commit(consumer: &BaseConsumer, topic: &str, partitions: &BTreeMap<i32, PartitionState>) {
+    let mut list = TopicPartitionList::new();
+    for (p, s) in partitions {
+        let _ = list.add_partition_offset(topic, *p, Offset::Offset(s.next_offset));
+    }
+    if let Err(e) = consumer.commit(&list, CommitMode::Async) {
+        tracing::debug!(error = %e, "offset commit failed");
+    }
+}
+
+/// Assigns partitions added to the topic since the start that belong to this worker, from their beginning.
+fn add_new_partitions(consumer: &BaseConsumer, options: &KafkaSourceOptions, progress: Progress, worker: usize, peers: usize, partitions: &mut BTreeMap<i32, PartitionState>) {
+    let Ok(count) = partition_count(consumer, &options.topic, options.timeout) else { return };
+    let mut added = TopicPartitionList::new();
+    let new: Vec<i32> = (0..count).filter(|p| *p as usize % peers == worker && !partitions.contains_key(p)).collect();
+    for p in new {
+        let _ = added.add_partition_offset(&options.topic.topic, p, Offset::Beginning);
+        partitions.insert(p, PartitionState { clock: PartitionWatermark::new(progress, None), next_offset: 0, end: None, last_record: Instant::now() });
+    }
+    if added.count() > 0 {
+        tracing::info!(worker, partitions = added.count(), "new partitions assigned");
+        if let Err(e) = consumer.incremental_assign(&added) {
+            tracing::warn!(error = %e, "cannot assign new partitions");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! `taxiflow replay`: replays trips from files into a stream, paced in event time (spec §2).
+//!
+//! * Pacing: the trip with event time `t` is sent at `start + (t − first event time) / speedup`
+//!   (`--speedup max`: as fast as the broker takes them). Replay lag is how far behind that schedule the
+//!   producer is.
+//! * `--repeat N` replays the input N times, each copy shifted forward by the input's time span (largest minus
+//!   smallest event time, plus 1 ms).
+//! * Every `--watermark-interval` a watermark record goes to every partition, with the oldest-in-flight value
+//!   computed from delivery reports; after the last trip is acknowledged a final watermark (the largest event
+//!   time) is sent.
+//! * Trips are counted as replayed only when the broker acknowledged them. Any event whose delivery finally
+//!   failed makes the command exit non-zero with the reason.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::input::csv_line::CsvLine;
+use crate::input::split::{Split, SplitReader};
+use crate::input::{FormatChoice, InputFile, Record};
+use crate::kafka::producer::ReplayProducer;
+use crate::kafka::KafkaTopic;
+
+/// How fast to replay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Speedup {
+    /// Event time runs this many times faster than wall time.
+    Factor(f64),
+    /// No pacing.
+    Max,
+}
+
+impl std::str::FromStr for Speedup {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "max" {
+            return Ok(Speedup::Max);
+        }
+        match s.parse::<f64>() {
+            Ok(f) if f > 0.0 && f.is_finite() => Ok(Speedup::Factor(f)),
+            _ => Err(format!("expected a positive number or max, got {s:?}")),
+        }
+    }
+}
+
+/// Everything `taxiflow replay` needs, validated.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Input files, replayed in this order.
+    pub inputs: Vec<PathBuf>,
+    /// `--format`.
+    pub format: FormatChoice,
+    /// `--to`.
+    pub to: KafkaTopic,
+    /// `--speedup`.
+    pub speedup: Speedup,
+    /// `--repeat`.
+    pub repeat: u32,
+    /// `--watermark-interval`.
+    pub watermark_interval: Duration,
+    /// How long to wait for the brokers at start and for the last acknowledgements at the end.
+    pub timeout: Duration,
+}
+
+/// What a replay did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Trip events acknowledged by the broker.
+    pub acknowledged: u64,
+    /// Input rows that were not trips or could not be parsed (logged, not replayed).
+    pub skipped: u64,
+    /// Watermark rounds sent (each to every partition).
+    pub watermark_rounds: u64,
+}
+
+/// Calls `f` with every trip of `files` in file order.
+fn for_each_trip(files: &[Arc<InputFile>], mut f: impl FnMut(&taxiflow_dataflows::Trip) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+    let mut csv = CsvLine::new();
+    let mut skipped = 0;
+    for file in files {
+        let mut reader = SplitReader::open(&Split { file: file.clone(), start: 0, end: u64::MAX, worker: 0 })
+            .with_context(|| format!("--input {}", file.path.display()))?;
+        while reader.next_line().with_context(|| format!("--input {}", file.path.display()))?.is_some() {
+            if reader.line.is_empty() {
+                continue;
+            }
+            match file.format.parse(&reader.line, &mut csv) {
+                Ok(Record::Trip(t)) => f(&t)?,
+                Ok(Record::Watermark(_)) | Ok(Record::NotATrip) => skipped += 1,
+                Err(reason) => {
+                    tracing::warn!(input = %file.path.display(), line = reader.line_number(), %reason, "row skipped");
+                    skipped += 1;
+                }
+            }
+        }
+    }
+    Ok(skipped)
+}
+
+/// Replays the inputs into Kafka.
+///
+/// # Errors
+/// An unreadable input, an unreachable broker or unknown topic (naming `--to`), or events whose delivery
+/// failed (with the first reason).
+pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
+    let files: Vec<Arc<InputFile>> =
+        options.inputs.iter().map(|p| InputFile::inspect(p, options.format).map(Arc::new)).collect::<anyhow::Result<_>>()?;
+    let mut producer = ReplayProducer::connect(&options.to, options.timeout)?;
+    tracing::info!(topic = %options.to.topic, partitions = producer.partitions(), "replaying");
+
+    // The time span of the input, to shift repeated copies; and the first event time, for pacing.
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    for_each_trip(&files, |t| {
+        first = first.min(t.event_time());
+        last = last.max(t.event_time());
+        Ok(())
+    })?;
+    if first == u64::MAX {
+        bail!("--input: no trips to replay");
+    }
+    let span = last - first + 1;
+
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} replayed {pos} trips, {per_sec} {msg}").expect("valid template"),
+    );
+    let started = Instant::now();
+    let mut report = ReplayReport::default();
+    let mut next_watermark = Instant::now() + options.watermark_interval;
+    let mut next_log = Instant::now() + Duration::from_secs(10);
+    let mut trip_id = 0i64;
+    let mut lag_s = 0.0f64;
+
+    for copy in 0..options.repeat.max(1) as u64 {
+        let shift = copy * span;
+        let skipped = for_each_trip(&files, |t| {
+            let mut trip = *t;
+            trip.pickup_ms += shift;
+            trip.dropoff_ms += shift;
+            if let Speedup::Factor(f) = options.speedup {
+                let due = started + Duration::from_secs_f64((trip.event_time() - first) as f64 / 1000.0 / f);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                lag_s = Instant::now().saturating_duration_since(due).as_secs_f64();
+            }
+            trip_id += 1;
+            let payload = crate::input::json_lines::trip_event_json(&trip, t.trip_id.unwrap_or(trip_id));
+            producer.send_trip(&payload, trip.event_time())?;
+            producer.poll(Duration::ZERO);
+            if Instant::now() >= next_watermark {
+                send_watermark(&mut producer, options.timeout, &mut report)?;
+                next_watermark = Instant::now() + options.watermark_interval;
+            }
+            let acknowledged = producer.deliveries().acknowledged;
+            bar.set_position(acknowledged);
+            if Instant::now() >= next_log {
+                let rate = acknowledged as f64 / started.elapsed().as_secs_f64();
+                tracing::info!(acknowledged, rate = format!("{rate:.0}/s"), replay_lag_s = format!("{lag_s:.3}"), "replay progress");
+                bar.set_message(format!("replay lag {lag_s:.1} s"));
+                next_log = Instant::now() + Duration::from_secs(10);
+            }
+            Ok(())
+        })?;
+        report.skipped += skipped;
+    }
+    producer.flush(options.timeout)?;
+    // Everything is acknowledged: the final watermark is the largest event time sent.
+    send_watermark(&mut producer, options.timeout, &mut report)?;
+    producer.flush(options.timeout)?;
+    bar.finish_and_clear();
+    let d = producer.deliveries();
+    if d.failed > 0 {
+        bail!(
+            "--to kafka://{}/{}: {} events were not acknowledged: {}",
+            options.to.brokers,
+            options.to.topic,
+            d.failed,
+            d.first_error.clone().unwrap_or_default()
+        );
+    }
+    report.acknowledged = d.acknowledged;
+    Ok(report)
+}
+
+fn send_watermark(producer: &mut ReplayProducer, timeout: Duration, report: &mut ReplayReport) -> anyhow::Result<()> {
+    producer.poll(Duration::ZERO);
+    producer.refresh_partitions(timeout)?;
+    let watermark = producer.deliveries().watermark();
+    if let Some(w) = watermark {
+        producer.send_watermark(w)?;
+        report.watermark_rounds += 1;
+    }
+    Ok(())
+}

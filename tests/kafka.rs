@@ -1,0 +1,123 @@
+//! Kafka over librdkafka's in-process mock cluster (`rdkafka::mocking::MockCluster`, a real Kafka-protocol
+//! broker inside this test process): replay → run → file sink equals the file-mode result on the same input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rdkafka::mocking::MockCluster;
+use taxiflow::dataflows::{JobSettings, Profile};
+use taxiflow::input::FormatChoice;
+use taxiflow::kafka::source::{KafkaSourceOptions, StartPosition};
+use taxiflow::kafka::KafkaTopic;
+use taxiflow::replay::{replay, ReplayOptions, Speedup};
+use taxiflow::run::{run, RunOptions, SourceSpec};
+use taxiflow::sink::SinkSpec;
+
+/// The first 20,000 rows of the bundled TaxiRide sample (its END rows are in dropoff order, as the replay
+/// expects), written to `dir`. librdkafka's mock broker keeps only a few MB per partition, so the whole
+/// sample would not fit.
+fn sample(dir: &Path) -> PathBuf {
+    use std::io::BufRead;
+    let reader = taxiflow::input::open_decoded(&common::root().join("data/nyc-taxi-rides-2013-01-01.csv.gz")).unwrap();
+    let text: String = reader.lines().take(20_000).map(|l| l.unwrap() + "\n").collect();
+    let path = dir.join("rides.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_into(source: SourceSpec, threads: usize, out: &Path) -> taxiflow::summary::Totals {
+    let timely = if threads == 1 { timely::Config::thread() } else { timely::Config::process(threads) };
+    run(RunOptions {
+        source,
+        format: FormatChoice::Auto,
+        settings: JobSettings::for_profile(Profile::Kda),
+        sink: SinkSpec::File(out.to_path_buf()),
+        timely,
+        min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
+        max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
+    })
+    .expect("run succeeds")
+    .totals
+    .expect("totals on process 0")
+}
+
+#[test]
+fn replay_then_run_equals_file_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path());
+    let file_out = dir.path().join("file");
+    let file_totals = run_into(SourceSpec::Files(vec![input.clone()]), 1, &file_out);
+    let trips = file_totals.trips;
+    assert!(trips > 5_000, "{file_totals:?}");
+
+    for partitions in [1, 3] {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("trips", partitions, 1).unwrap();
+        let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into() };
+        let report = replay(&ReplayOptions {
+            inputs: vec![input.clone()],
+            format: FormatChoice::Auto,
+            to: topic.clone(),
+            speedup: Speedup::Max,
+            repeat: 1,
+            watermark_interval: Duration::from_millis(20),
+            timeout: Duration::from_secs(30),
+        })
+        .expect("replay succeeds");
+        assert_eq!(report.acknowledged, trips);
+        assert!(report.watermark_rounds >= 1);
+
+        for threads in [1, 2] {
+            let out = dir.path().join(format!("kafka-{partitions}-{threads}"));
+            let totals = run_into(
+                SourceSpec::Kafka(KafkaSourceOptions {
+                    topic: topic.clone(),
+                    group: format!("test-{partitions}-{threads}-{}", std::process::id()),
+                    start: StartPosition::Earliest,
+                    stop_at_latest: true,
+                    idle_timeout: None,
+                    timeout: Duration::from_secs(30),
+                }),
+                threads,
+                &out,
+            );
+            let what = format!("{partitions} partition(s), {threads} worker(s)");
+            assert_eq!(totals.trips, trips, "{what}: {totals:?}");
+            assert_eq!(totals.late, 0, "{what}: the replay's watermarks never pass an unsent trip of sorted input");
+            assert_eq!(totals.watermarks, report.watermark_rounds * partitions as u64, "{what}: a watermark per partition per round");
+            for name in ["pickup_count", "trip_duration"] {
+                let expected = std::fs::read_to_string(file_out.join(format!("{name}.jsonl"))).unwrap();
+                let actual = std::fs::read_to_string(out.join(format!("{name}.jsonl"))).unwrap();
+                assert!(!expected.is_empty());
+                assert!(actual == expected, "{what}: {name} differs from file mode");
+            }
+        }
+    }
+}
+
+#[test]
+fn unknown_topic_and_bad_urls_fail_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = MockCluster::new(1).unwrap();
+    // The mock broker creates topics on demand; make this one answer "unknown topic".
+    cluster.topic_error("missing", rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART).unwrap();
+    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "missing".into() };
+    let e = replay(&ReplayOptions {
+        inputs: vec![sample(dir.path())],
+        format: FormatChoice::Auto,
+        to: topic,
+        speedup: Speedup::Max,
+        repeat: 1,
+        watermark_interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("--to kafka://"), "{e:#}");
+    let output = common::taxiflow().args(["run", "--source", "kafka://nohost/trips"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--source"), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = common::taxiflow().args(["replay", "--to", "kafka://127.0.0.1:1/trips", "--timeout", "2s"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--to kafka://127.0.0.1:1/trips"), "{}", String::from_utf8_lossy(&output.stderr));
+}
