@@ -148,10 +148,11 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
             }
             trip_id += 1;
             let payload = crate::input::json_lines::trip_event_json(&trip, t.trip_id.unwrap_or(trip_id));
-            producer.send_trip(&payload, trip.event_time())?;
+            producer.send_trip(payload, trip.event_time())?;
             producer.poll(Duration::ZERO);
+            producer.resend_rejected()?;
             if Instant::now() >= next_watermark {
-                send_watermark(&mut producer, options.timeout, &mut report)?;
+                send_watermark(&mut producer, &mut report)?;
                 next_watermark = Instant::now() + options.watermark_interval;
             }
             let acknowledged = producer.deliveries().acknowledged;
@@ -168,7 +169,7 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
     }
     producer.flush(options.timeout)?;
     // Everything is acknowledged: the final watermark is the largest event time sent.
-    send_watermark(&mut producer, options.timeout, &mut report)?;
+    send_watermark(&mut producer, &mut report)?;
     producer.flush(options.timeout)?;
     bar.finish_and_clear();
     let d = producer.deliveries();
@@ -185,9 +186,14 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
     Ok(report)
 }
 
-fn send_watermark(producer: &mut ReplayProducer, timeout: Duration, report: &mut ReplayReport) -> anyhow::Result<()> {
+/// Sends the oldest-in-flight watermark to every partition. The partition count is re-read first (short
+/// timeout); when the brokers do not answer, the last known count is used: a broker outage is survived by
+/// librdkafka's retries, and only undeliverable events fail the replay.
+fn send_watermark(producer: &mut ReplayProducer, report: &mut ReplayReport) -> anyhow::Result<()> {
     producer.poll(Duration::ZERO);
-    producer.refresh_partitions(timeout)?;
+    if let Err(e) = producer.refresh_partitions(Duration::from_secs(1)) {
+        tracing::warn!(error = %format!("{e:#}"), partitions = producer.partitions(), "partition count not refreshed");
+    }
     let watermark = producer.deliveries().watermark();
     if let Some(w) = watermark {
         producer.send_watermark(w)?;

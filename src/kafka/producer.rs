@@ -13,8 +13,41 @@ use rdkafka::ClientContext;
 
 use super::KafkaTopic;
 
-/// Delivery opaque of watermark records (trip records carry their event time).
-const WATERMARK_OPAQUE: usize = usize::MAX;
+/// What a delivery report refers to: kept with the record so that a rejected record can be sent again.
+#[derive(Debug)]
+pub struct Pending {
+    /// Event time of a trip; `None` for a watermark record.
+    event_time: Option<u64>,
+    /// The record's value.
+    payload: String,
+    /// Explicit partition of a watermark record.
+    partition: Option<i32>,
+    /// Times this record was sent again.
+    resends: u32,
+}
+
+/// Errors after which a record is sent again instead of failing the replay:
+/// * the idempotent producer's sequence or identity was rejected (a broker that lost its producer state in a
+///   restart): the record was not appended;
+/// * the record was purged because the producer hit a fatal error (the producer is then replaced): a record
+///   that was in flight may already be in the log, so in this case the topic can hold it twice (at least once).
+///   Brokers that keep producer state across restarts, as Kafka does, do not lead here.
+fn send_again(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::OutOfOrderSequenceNumber
+                | RDKafkaErrorCode::UnknownProducerId
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::PurgeQueue
+                | RDKafkaErrorCode::PurgeInflight
+                | RDKafkaErrorCode::Fatal
+        )
+    )
+}
+
+/// How often one record is sent again after a rejection that guarantees it was not appended.
+pub const MAX_RESENDS: u32 = 10;
 
 /// What the delivery reports have told so far.
 #[derive(Debug, Default)]
@@ -29,6 +62,10 @@ pub struct Deliveries {
     pub failed: u64,
     /// The first delivery error.
     pub first_error: Option<String>,
+    /// Records rejected without being appended, to be sent again.
+    resend: Vec<Pending>,
+    /// Records sent again so far.
+    pub resent: u64,
 }
 
 impl Deliveries {
@@ -65,16 +102,23 @@ pub struct DeliveryContext {
 impl ClientContext for DeliveryContext {}
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = usize;
+    type DeliveryOpaque = Box<Pending>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
         let mut d = self.deliveries.lock().expect("delivery state");
         match result {
             Ok(_) => {
-                if opaque != WATERMARK_OPAQUE {
+                if let Some(t) = pending.event_time {
                     d.acknowledged += 1;
-                    d.settled(opaque as u64);
+                    d.settled(t);
                 }
+            }
+            Err((e, _)) if send_again(e) && pending.resends < MAX_RESENDS => {
+                // Send it again; the trip stays in flight meanwhile, so no watermark passes it.
+                tracing::warn!(error = %e, "record not delivered; sending it again");
+                let mut again = *pending;
+                again.resends += 1;
+                d.resend.push(again);
             }
             Err((e, message)) => {
                 // librdkafka already retried within delivery.timeout.ms: this is final.
@@ -90,6 +134,8 @@ impl ProducerContext for DeliveryContext {
 /// A producer of replay events to one topic.
 pub struct ReplayProducer {
     producer: BaseProducer<DeliveryContext>,
+    /// Producers replaced after a fatal error.
+    pub replaced: u32,
     topic: KafkaTopic,
     deliveries: Arc<Mutex<Deliveries>>,
     partitions: i32,
@@ -102,16 +148,35 @@ impl ReplayProducer {
     /// `--to`: the brokers cannot be reached within `timeout` or the topic does not exist.
     pub fn connect(topic: &KafkaTopic, timeout: Duration) -> anyhow::Result<ReplayProducer> {
         let deliveries = Arc::new(Mutex::new(Deliveries::default()));
-        let producer: BaseProducer<DeliveryContext> = topic
+        let producer = Self::create(topic, &deliveries)?;
+        let mut p = ReplayProducer { producer, replaced: 0, topic: topic.clone(), deliveries, partitions: 0 };
+        p.refresh_partitions(timeout)?;
+        Ok(p)
+    }
+
+    fn create(topic: &KafkaTopic, deliveries: &Arc<Mutex<Deliveries>>) -> anyhow::Result<BaseProducer<DeliveryContext>> {
+        topic
             .client_config()
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .set("delivery.timeout.ms", "120000")
             .create_with_context(DeliveryContext { deliveries: deliveries.clone() })
-            .with_context(|| format!("--to kafka://{}/{}: cannot create a producer", topic.brokers, topic.topic))?;
-        let mut p = ReplayProducer { producer, topic: topic.clone(), deliveries, partitions: 0 };
-        p.refresh_partitions(timeout)?;
-        Ok(p)
+            .with_context(|| format!("--to kafka://{}/{}: cannot create a producer", topic.brokers, topic.topic))
+    }
+
+    /// After a fatal producer error (librdkafka purges everything not yet acknowledged, and the delivery reports
+    /// put those records on the resend list), replaces the producer with a new one.
+    fn replace_if_fatal(&mut self) -> anyhow::Result<()> {
+        let Some((code, reason)) = self.producer.client().fatal_error() else { return Ok(()) };
+        tracing::error!(?code, %reason, "fatal producer error; replacing the producer and sending unacknowledged records again");
+        self.producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+        self.producer.poll(Duration::ZERO);
+        self.producer = Self::create(&self.topic, &self.deliveries)?;
+        self.replaced += 1;
+        if self.replaced > MAX_RESENDS {
+            bail!("--to kafka://{}/{}: the producer failed fatally {} times: {reason}", self.topic.brokers, self.topic.topic, self.replaced);
+        }
+        Ok(())
     }
 
     /// Re-reads the number of partitions of the topic (partitions added while replaying get watermarks too).
@@ -148,33 +213,85 @@ impl ReplayProducer {
     ///
     /// # Errors
     /// A production error other than a full queue.
-    pub fn send_trip(&self, payload: &str, event_time: u64) -> anyhow::Result<()> {
-        let key = format!("{:016x}", taxiflow_dataflows::windowed_aggregate::key_hash(&payload));
+    pub fn send_trip(&mut self, payload: String, event_time: u64) -> anyhow::Result<()> {
         self.deliveries.lock().expect("delivery state").sent(event_time);
-        self.send(BaseRecord::with_opaque_to(&self.topic.topic, event_time as usize).payload(payload).key(&key))
+        self.send(Pending { event_time: Some(event_time), payload, partition: None, resends: 0 })
     }
 
     /// Sends a watermark record of value `watermark_ms` to every partition (explicit partition, spec §2).
     ///
     /// # Errors
     /// A production error other than a full queue.
-    pub fn send_watermark(&self, watermark_ms: u64) -> anyhow::Result<()> {
+    pub fn send_watermark(&mut self, watermark_ms: u64) -> anyhow::Result<()> {
         let payload = crate::input::json_lines::watermark_event_json(watermark_ms);
         for partition in 0..self.partitions {
-            self.send(BaseRecord::<(), str, usize>::with_opaque_to(&self.topic.topic, WATERMARK_OPAQUE).payload(payload.as_str()).partition(partition))?;
+            self.send(Pending { event_time: None, payload: payload.clone(), partition: Some(partition), resends: 0 })?;
         }
         Ok(())
     }
 
-    fn send<K: rdkafka::message::ToBytes + ?Sized>(&self, mut record: BaseRecord<'_, K, str, usize>) -> anyhow::Result<()> {
+    /// Sends again the records the broker rejected without appending them; returns how many.
+    ///
+    /// # Errors
+    /// A production error other than a full queue.
+    pub fn resend_rejected(&mut self) -> anyhow::Result<usize> {
+        self.replace_if_fatal()?;
+        let again = {
+            let mut d = self.deliveries.lock().expect("delivery state");
+            d.resent += d.resend.len() as u64;
+            std::mem::take(&mut d.resend)
+        };
+        let n = again.len();
+        for pending in again {
+            self.send(pending)?;
+        }
+        Ok(n)
+    }
+
+    fn send(&mut self, pending: Pending) -> anyhow::Result<()> {
+        // The key and value are copied by librdkafka at send time; the opaque keeps the value for a resend.
+        let key = pending.event_time.map(|_| format!("{:016x}", taxiflow_dataflows::windowed_aggregate::key_hash(&pending.payload)));
+        let payload = pending.payload.clone();
+        let partition = pending.partition;
+        let mut pending = Box::new(pending);
         loop {
+            let mut record = BaseRecord::<str, str, Box<Pending>>::with_opaque_to(&self.topic.topic, pending).payload(payload.as_str());
+            if let Some(k) = &key {
+                record = record.key(k.as_str());
+            }
+            if let Some(p) = partition {
+                record = record.partition(p);
+            }
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
+                    pending = r.delivery_opaque;
                     self.producer.poll(Duration::from_millis(10));
                 }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::Fatal), r)) => {
+                    pending = r.delivery_opaque;
+                    self.replace_if_fatal()?;
+                }
                 Err((e, _)) => bail!("--to kafka://{}/{}: {e}", self.topic.brokers, self.topic.topic),
+            }
+        }
+    }
+
+    /// Waits until every event is acknowledged or has finally failed, sending again what the broker rejected
+    /// without appending.
+    ///
+    /// # Errors
+    /// Not every event settled within `timeout` (e.g. the brokers stayed unreachable).
+    pub fn flush(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let flushed = self.producer.flush(deadline.saturating_duration_since(std::time::Instant::now()));
+            if self.resend_rejected()? > 0 {
+                continue;
+            }
+            flushed.with_context(|| format!("--to kafka://{}/{}: events still unacknowledged after {timeout:?}", self.topic.brokers, self.topic.topic))?;
+            if self.deliveries().resend.is_empty() {
+                return Ok(());
             }
         }
     }
@@ -189,15 +306,6 @@ impl ReplayProducer {
         self.deliveries.lock().expect("delivery state")
     }
 
-    /// Waits until every event is acknowledged or has finally failed.
-    ///
-    /// # Errors
-    /// Not every event settled within `timeout` (e.g. the brokers stayed unreachable).
-    pub fn flush(&self, timeout: Duration) -> anyhow::Result<()> {
-        self.producer
-            .flush(timeout)
-            .with_context(|| format!("--to kafka://{}/{}: events still unacknowledged after {timeout:?}", self.topic.brokers, self.topic.topic))
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,171 @@
+//! End to end against a real out-of-process Kafka-protocol broker started by `scripts/kafka-broker.sh`
+//! (noida-db): replay the bundled sample, run from the topic, get exactly the file-mode documents; and a broker
+//! stopped and restarted in the middle of a replay: the replay recovers, every trip is acknowledged exactly
+//! once, and the replay exits 0.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+
+/// A broker process that is killed when dropped.
+struct Broker {
+    child: Child,
+    port: u16,
+}
+
+impl Broker {
+    fn start(port: u16, data: &Path) -> Broker {
+        let child = Command::new(common::root().join("scripts/kafka-broker.sh"))
+            .arg(port.to_string())
+            .arg(data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("scripts/kafka-broker.sh starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "broker did not listen on {port} (is noida-db installed? pip install noida-db)");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, port }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker with SIGTERM (it saves its data and exits), or SIGKILL after 10 s.
+    fn stop(&mut self) {
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
+    let results = futures_executor(admin.create_topics(&topics, &AdminOptions::new()));
+    for r in results.expect("create_topics answered") {
+        r.expect("topic created");
+    }
+}
+
+/// Drives a future to completion on this thread (the admin API is async; no runtime needed for it).
+fn futures_executor<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(std::sync::Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+fn taxiflow(args: &[&str]) -> std::process::Output {
+    let output = common::taxiflow().args(args).output().unwrap();
+    assert!(output.status.success(), "taxiflow {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+#[test]
+fn replay_then_run_through_a_real_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(free_port(), &dir.path().join("broker"));
+    create_topic(&broker.address(), "trips", 3);
+    let url = format!("kafka://{}/trips", broker.address());
+    let replay = taxiflow(&["replay", "--to", &url, "--speedup", "max", "--watermark-interval", "100ms"]);
+    let replay_out = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay_out.contains("replay: 50448 trips acknowledged"), "{replay_out}");
+    for threads in ["1", "2"] {
+        let out = dir.path().join(format!("out-{threads}"));
+        let run = common::run_to_dir(&["--source", &url, "--stop-at", "latest", "-w", threads, "--group", &format!("g{threads}")], &out);
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert_eq!(common::summary_value(&stdout, "trips"), 50_448, "{stdout}");
+        // The TLC samples are not in event-time order, so trips behind an earlier watermark are late here; the
+        // documents then differ from the batch answer only through those trips, which are all accounted for.
+        let late = common::summary_value(&stdout, "late");
+        let dead = common::read_jsonl(&out, "dead_letter");
+        assert_eq!(dead.len() as u64, late);
+        assert!(dead.iter().all(|d| d["reason"] == "late" && d["source"].as_str().unwrap().starts_with(&url)));
+        if late == 0 {
+            for name in ["pickup_count", "trip_duration"] {
+                let expected = std::fs::read_to_string(common::root().join("tests/golden/kda").join(format!("{name}.jsonl"))).unwrap();
+                assert!(std::fs::read_to_string(out.join(format!("{name}.jsonl"))).unwrap() == expected, "{name}, -w {threads}");
+            }
+        }
+    }
+}
+
+/// noida-db forgets idempotent-producer state when it restarts (the producer hits a fatal
+/// OutOfOrderSequenceNumber and taxiflow replaces it) and loses some records it acknowledged just before a
+/// stop (measured: 281–391 of 46,450; none when nothing is in flight). So this test asserts the replay's side:
+/// it recovers, and reports every trip acknowledged exactly once; the topic's count is printed, not asserted.
+#[test]
+fn broker_restart_during_replay_is_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("broker");
+    let port = free_port();
+    let mut broker = Broker::start(port, &data);
+    create_topic(&broker.address(), "trips", 2);
+    let url = format!("kafka://{}/trips", broker.address());
+    let sample = common::root().join("data/nyc-taxi-rides-2013-01-01.csv.gz");
+    // 1h45m of event time at speed-up 1800 takes about 3.5 s.
+    let replay = common::taxiflow()
+        .args(["replay", "--to", &url, "--speedup", "1800", "--timeout", "60s", "--input"])
+        .arg(&sample)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    broker.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    let broker = Broker::start(port, &data);
+    let replay = replay.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "replay failed: {}", String::from_utf8_lossy(&replay.stderr));
+    assert!(stdout.contains("replay: 46450 trips acknowledged"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&replay.stderr);
+    assert!(stderr.contains("sending it again") || stderr.contains("replacing the producer"), "the restart was noticed: {stderr}");
+    let out = dir.path().join("out");
+    let run = common::run_to_dir(&["--source", &url, "--stop-at", "latest", "-w", "2"], &out);
+    let trips = common::summary_value(&String::from_utf8_lossy(&run.stdout), "trips");
+    eprintln!("trips in the topic after the restart: {trips} (46450 acknowledged)");
+    assert!(trips > 40_000);
+    drop(broker);
+}
