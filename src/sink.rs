@@ -35,6 +35,8 @@ pub enum SinkSpec {
     File(PathBuf),
     /// `stdout`: JSON lines on standard output.
     Stdout,
+    /// `kafka://BROKER/TOPIC`: JSON values keyed by `_id` (see `kafka::sink`).
+    Kafka(crate::kafka::KafkaTopic),
 }
 
 impl std::str::FromStr for SinkSpec {
@@ -48,8 +50,10 @@ impl std::str::FromStr for SinkSpec {
                 return Err("file:// needs a directory, e.g. file://out".into());
             }
             Ok(SinkSpec::File(PathBuf::from(dir)))
+        } else if s.starts_with("kafka://") {
+            crate::kafka::KafkaTopic::parse(s, "--sink").map(SinkSpec::Kafka).map_err(|e| e.to_string())
         } else {
-            Err(format!("unsupported sink {s:?}: expected file://DIR or stdout"))
+            Err(format!("unsupported sink {s:?}: expected file://DIR, stdout or kafka://BROKER/TOPIC"))
         }
     }
 }
@@ -64,6 +68,7 @@ pub struct SinkWriter {
 enum Target {
     Files(Vec<(&'static str, BufWriter<File>)>),
     Stdout(BufWriter<std::io::Stdout>),
+    Kafka(crate::kafka::sink::KafkaSink),
 }
 
 #[derive(Serialize)]
@@ -81,6 +86,7 @@ impl SinkWriter {
     pub fn open(spec: &SinkSpec) -> anyhow::Result<SinkWriter> {
         let target = match spec {
             SinkSpec::Stdout => Target::Stdout(BufWriter::new(std::io::stdout())),
+            SinkSpec::Kafka(topic) => Target::Kafka(crate::kafka::sink::KafkaSink::open(topic, std::time::Duration::from_secs(30))?),
             SinkSpec::File(dir) => {
                 std::fs::create_dir_all(dir).with_context(|| format!("--sink: cannot create directory {}", dir.display()))?;
                 let mut files = Vec::new();
@@ -95,13 +101,14 @@ impl SinkWriter {
         Ok(SinkWriter { target, error: None })
     }
 
-    /// Whether records need an `_index` field (standard output mixes the indices).
+    /// Whether records need an `_index` field (standard output and Kafka mix the indices).
     pub fn wants_index_field(spec: &SinkSpec) -> bool {
-        *spec == SinkSpec::Stdout
+        matches!(spec, SinkSpec::Stdout | SinkSpec::Kafka(_))
     }
 
-    /// Writes one JSON line (without newline) of `index`; returns whether it was written.
-    pub fn write(&mut self, index: IndexName, json: &str) -> bool {
+    /// Writes one record of `index` (a JSON value without newline, keyed by `key` where the sink has keys);
+    /// returns whether it was written.
+    pub fn write(&mut self, index: IndexName, key: &str, json: &str) -> bool {
         if self.error.is_some() {
             return false;
         }
@@ -111,6 +118,10 @@ impl SinkWriter {
                 w
             }
             Target::Stdout(w) => w,
+            Target::Kafka(k) => {
+                let result = k.send(key, json).map_err(|e| std::io::Error::other(format!("{e:#}")));
+                return self.check(result);
+            }
         };
         let result = w.write_all(json.as_bytes()).and_then(|_| w.write_all(b"\n"));
         self.check(result)
@@ -121,6 +132,7 @@ impl SinkWriter {
         let result = match &mut self.target {
             Target::Files(files) => files.iter_mut().try_for_each(|(_, w)| w.flush()),
             Target::Stdout(w) => w.flush(),
+            Target::Kafka(_) => Ok(()),
         };
         self.check(result);
     }
@@ -142,6 +154,11 @@ impl SinkWriter {
     /// The sink failed to write; the output is incomplete.
     pub fn finish(&mut self) -> anyhow::Result<()> {
         self.flush();
+        if let Target::Kafka(k) = &self.target {
+            if let Err(e) = k.finish(std::time::Duration::from_secs(60)) {
+                self.error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
         if let Some(e) = &self.error {
             bail!("--sink: write failed, output is incomplete: {e}");
         }
@@ -175,28 +192,39 @@ impl IndexName {
 pub trait SinkRecord: Serialize + 'static {
     /// The output it belongs to.
     const INDEX: IndexName;
-    /// Sort key within one timestamp of the stream, for deterministic files.
-    fn sort_key(&self) -> (i64, String);
+    /// Sort key within one timestamp of the stream, for deterministic files: a number, then [`Self::key`].
+    fn order(&self) -> i64;
+    /// The record's key: a document's `_id`, a dead letter's `source@offset`.
+    fn key(&self) -> String;
 }
 
 impl SinkRecord for taxiflow_dataflows::PickupCount {
     const INDEX: IndexName = IndexName::PickupCount;
-    fn sort_key(&self) -> (i64, String) {
-        (Document::timestamp(self), self.id.clone())
+    fn order(&self) -> i64 {
+        Document::timestamp(self)
+    }
+    fn key(&self) -> String {
+        self.id.clone()
     }
 }
 
 impl SinkRecord for taxiflow_dataflows::TripDuration {
     const INDEX: IndexName = IndexName::TripDuration;
-    fn sort_key(&self) -> (i64, String) {
-        (Document::timestamp(self), self.id.clone())
+    fn order(&self) -> i64 {
+        Document::timestamp(self)
+    }
+    fn key(&self) -> String {
+        self.id.clone()
     }
 }
 
 impl SinkRecord for DeadLetter {
     const INDEX: IndexName = IndexName::DeadLetter;
-    fn sort_key(&self) -> (i64, String) {
-        (self.offset as i64, self.source.clone())
+    fn order(&self) -> i64 {
+        self.offset as i64
+    }
+    fn key(&self) -> String {
+        format!("{}@{}", self.source, self.offset)
     }
 }
 
@@ -205,8 +233,10 @@ impl SinkRecord for DeadLetter {
 pub struct SinkLine {
     /// Output.
     pub index: IndexName,
-    /// Sort key within a timestamp.
-    pub order: (i64, String),
+    /// Sort position within a timestamp: `(order, key)`.
+    pub order: i64,
+    /// The record's key (`_id`, or `source@offset`).
+    pub key: String,
     /// The JSON line, without newline.
     pub json: String,
 }
@@ -232,7 +262,7 @@ pub fn write_stream<'s, R: SinkRecord>(
                         } else {
                             serde_json::to_string(&record)
                         };
-                        session.give(SinkLine { index: R::INDEX, order: record.sort_key(), json: json.expect("documents serialize") });
+                        session.give(SinkLine { index: R::INDEX, order: record.order(), key: record.key(), json: json.expect("documents serialize") });
                     }
                 }
             });
@@ -254,12 +284,12 @@ pub fn write_stream<'s, R: SinkRecord>(
             }
             let time = *entry.key();
             let mut records = entry.remove();
-            records.sort_unstable_by(|a, b| a.order.cmp(&b.order));
+            records.sort_unstable_by(|a, b| (a.order, &a.key).cmp(&(b.order, &b.key)));
             if let Some(writer) = &writer {
                 let mut w = writer.borrow_mut();
                 let mut written = 0u64;
                 for r in &records {
-                    if w.write(r.index, &r.json) {
+                    if w.write(r.index, &r.key, &r.json) {
                         written += 1;
                     }
                 }
@@ -291,6 +321,8 @@ mod tests {
         assert_eq!("stdout".parse::<SinkSpec>(), Ok(SinkSpec::Stdout));
         assert_eq!("file://out".parse::<SinkSpec>(), Ok(SinkSpec::File("out".into())));
         assert!("file://".parse::<SinkSpec>().is_err());
-        assert!("kafka://b/t".parse::<SinkSpec>().unwrap_err().contains("file://DIR or stdout"));
+        assert!("kinesis://s".parse::<SinkSpec>().unwrap_err().contains("file://DIR, stdout or kafka://BROKER/TOPIC"));
+        assert!("kafka://b:1/t".parse::<SinkSpec>().is_ok());
+        assert!("kafka://b/t".parse::<SinkSpec>().unwrap_err().contains("--sink"));
     }
 }

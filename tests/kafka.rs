@@ -121,3 +121,57 @@ fn unknown_topic_and_bad_urls_fail_naming_the_setting() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--to kafka://127.0.0.1:1/trips"), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+#[test]
+fn kafka_sink_writes_the_file_sink_documents_keyed_by_id() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path());
+    let file_out = dir.path().join("file");
+    run_into(SourceSpec::Files(vec![input.clone()]), 1, &file_out);
+    let mut expected = std::collections::BTreeMap::new();
+    for index in ["pickup_count", "trip_duration"] {
+        for mut doc in common::read_jsonl(&file_out, index) {
+            doc["_index"] = serde_json::json!(index);
+            expected.insert(doc["_id"].as_str().unwrap().to_string(), doc);
+        }
+    }
+
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("results", 2, 1).unwrap();
+    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "results".into() };
+    let timely = timely::Config::process(2);
+    run(RunOptions {
+        source: SourceSpec::Files(vec![input]),
+        format: FormatChoice::Auto,
+        settings: JobSettings::for_profile(Profile::Kda),
+        sink: SinkSpec::Kafka(topic.clone()),
+        timely,
+        min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
+        max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
+    })
+    .expect("run with the kafka sink succeeds");
+
+    let consumer: BaseConsumer = topic
+        .client_config()
+        .set("group.id", format!("sink-test-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["results"]).unwrap();
+    let mut actual = std::collections::BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while actual.len() < expected.len() && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+            let value: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            assert_eq!(value["_id"].as_str(), Some(key.as_str()), "key is the document id");
+            assert!(actual.insert(key, value).is_none(), "no document twice");
+        }
+    }
+    assert_eq!(actual.len(), expected.len());
+    assert!(actual == expected, "the topic holds exactly the file sink's documents");
+}

@@ -2,6 +2,7 @@
 //! the streaming source.
 
 pub mod producer;
+pub mod sink;
 pub mod source;
 
 use anyhow::bail;
