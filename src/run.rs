@@ -132,7 +132,11 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
             w.borrow_mut().finish().map_err(|e| format!("{e:#}"))?;
         }
         if STOP.load(Ordering::Relaxed) {
-            // Stopped: other processes may be gone, so report this worker only.
+            // Stopped: drop the dataflows (timely would otherwise keep stepping an unbounded source after this
+            // closure returns); other processes may be gone, so report this worker only.
+            for id in worker.installed_dataflows() {
+                worker.drop_dataflow(id);
+            }
             let mut mine = *totals.borrow();
             mine.filtered += filtered.get();
             return Ok(Some(mine));

@@ -175,3 +175,130 @@ fn kafka_sink_writes_the_file_sink_documents_keyed_by_id() {
     assert_eq!(actual.len(), expected.len());
     assert!(actual == expected, "the topic holds exactly the file sink's documents");
 }
+
+/// Polls `path` until `ready` says its lines are complete, for up to 60 s.
+fn wait_for_lines(path: &Path, ready: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(path).unwrap_or_default().lines().map(String::from).collect();
+        if ready(&lines) {
+            return lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} never became ready: {} lines", path.display(), lines.len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process that is killed if the test ends (or fails) before it stopped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sigterm(child: &mut std::process::Child) -> std::process::Output {
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "taxiflow did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    std::process::Output { status: child.wait().unwrap(), stdout: stdout.into_bytes(), stderr: Vec::new() }
+}
+
+#[test]
+fn unbounded_run_emits_closed_windows_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path());
+    let file_out = dir.path().join("file");
+    // 10-minute windows (refarch), so that the sample prefix spans several.
+    common::run_to_dir(&["--profile", "refarch", "--input", input.to_str().unwrap()], &file_out);
+    // The final watermark is the largest event time, which lies inside the last window: every window but the
+    // last one closes (refarch timestamps are window end − 1 ms).
+    let all = std::fs::read_to_string(file_out.join("pickup_count.jsonl")).unwrap();
+    let last_end = all.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["timestamp"].as_i64().unwrap()).max().unwrap();
+    let expected: Vec<&str> = all.lines().filter(|l| !l.contains(&format!("\"timestamp\":{last_end}"))).collect();
+    assert!(!expected.is_empty());
+
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("trips", 2, 1).unwrap();
+    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into() };
+    replay(&ReplayOptions {
+        inputs: vec![input],
+        format: FormatChoice::Auto,
+        to: topic.clone(),
+        speedup: Speedup::Max,
+        repeat: 1,
+        watermark_interval: Duration::from_millis(50),
+        timeout: Duration::from_secs(30),
+    })
+    .unwrap();
+    let out = dir.path().join("stream");
+    let mut child = KillOnDrop(common::taxiflow()
+        .args(["run", "-w", "2", "--profile", "refarch", "--source", &format!("kafka://{}/trips", topic.brokers), "--sink"])
+        .arg(format!("file://{}", out.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap());
+    let lines = wait_for_lines(&out.join("pickup_count.jsonl"), |l| l.len() >= expected.len());
+    let output = sigterm(&mut child.0);
+    assert!(output.status.success(), "exit after SIGTERM: {:?}", output.status);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("summary:"));
+    let written = std::fs::read_to_string(out.join("pickup_count.jsonl")).unwrap();
+    assert_eq!(written.lines().collect::<Vec<_>>(), expected, "closed windows only, as in the batch answer");
+    assert_eq!(lines.len(), expected.len());
+}
+
+#[test]
+fn idle_partition_stops_holding_progress_back() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("trips", 2, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let t0 = 1_356_998_400_000u64; // 2013-01-01T00:00:00Z
+    let trip = |dropoff: u64| {
+        let t = taxiflow::dataflows::Trip {
+            trip_id: None,
+            pickup_ms: dropoff - 600_000,
+            dropoff_ms: dropoff,
+            pickup: taxiflow::dataflows::Point { lat: 40.758, lon: -73.9855 },
+            dropoff: taxiflow::dataflows::Point { lat: 40.75, lon: -73.99 },
+            total_amount: 10.0,
+        };
+        taxiflow::input::json_lines::trip_event_json(&t, 1)
+    };
+    // Partition 0: two trips in the first hour, then a watermark past it. Partition 1: nothing.
+    for payload in [trip(t0 + 60_000), trip(t0 + 120_000), taxiflow::input::json_lines::watermark_event_json(t0 + 3_600_000)] {
+        producer.send(BaseRecord::<(), str>::to("trips").payload(&payload).partition(0)).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut child = KillOnDrop(common::taxiflow()
+        .args(["run", "--idle-timeout", "1s", "--source", &format!("kafka://{brokers}/trips"), "--sink"])
+        .arg(format!("file://{}", out.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap());
+    // The first hour closes although partition 1 never sent a watermark.
+        let lines = wait_for_lines(&out.join("pickup_count.jsonl"), |l| !l.is_empty());
+    assert!(lines[0].contains("\"pickup_count\":2"), "{lines:?}");
+    // A trip that the idle partition delivers behind the frontier cannot enter its closed window: late.
+    producer.send(BaseRecord::<(), str>::to("trips").payload(&trip(t0 + 180_000)).partition(1)).unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let dead = wait_for_lines(&out.join("dead_letter.jsonl"), |l| !l.is_empty());
+    assert!(dead[0].contains("\"reason\":\"late\"") && dead[0].contains("/trips/1"), "{dead:?}");
+    let output = sigterm(&mut child.0);
+    assert!(output.status.success());
+}

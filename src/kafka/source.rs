@@ -7,13 +7,15 @@
 //! * `--stop-at latest`: a bounded read, like Flink's bounded `KafkaSource`: the end offsets of all partitions are
 //!   taken at start; a partition is finished when it reaches its end offset; when all are, the source releases
 //!   its capability, so every window closes, and the job ends. Without it, the job reads until stopped.
-//! * `--idle-timeout D`: a partition without records for `D` stops holding progress back. Correctness cost: a
-//!   trip that such a partition delivers later with an event time the frontier has already passed cannot enter
-//!   its (already emitted) window; it goes to the dead-letter output as `late`.
+//! * `--idle-timeout D`: a partition without records for `D` stops holding progress back; the frontier is the
+//!   minimum over the other partitions, and when all are idle, the highest frontier any partition reached.
+//!   Correctness cost: a trip that an idle partition delivers later with an event time the frontier has already
+//!   passed cannot enter its (already emitted) window; it goes to the dead-letter output as `late`.
 //! * The next offset of every partition is tracked ([`KafkaSourceState`]) and committed to the consumer group
 //!   every 5 s for monitoring only; positions for recovery are the checkpoint work's.
 //! * Metrics: `taxiflow_records_in_total` (records consumed), and per partition every 5 s
 //!   `taxiflow_kafka_consumer_lag_records` and `taxiflow_kafka_millis_behind_latest`.
+//! * Partition counts and end offsets are read by a background thread per worker, never by the dataflow thread.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -79,6 +81,57 @@ struct PartitionState {
 impl PartitionState {
     fn finished(&self) -> bool {
         self.end.is_some_and(|end| self.next_offset >= end)
+    }
+}
+
+/// What the background watcher last learned from the brokers.
+#[derive(Default)]
+struct Watched {
+    /// Partition count of the topic.
+    partitions: i32,
+    /// High watermark (end offset) of each of this worker's partitions.
+    high: BTreeMap<i32, i64>,
+}
+
+/// A thread that every 5 s reads the topic's partition count and the end offsets of this worker's partitions
+/// with its own consumer, so that the dataflow thread never waits on the network. It ends when dropped.
+struct Watcher {
+    watched: std::sync::Arc<std::sync::Mutex<Watched>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Watcher {
+    fn start(options: &KafkaSourceOptions, worker: usize, peers: usize) -> anyhow::Result<Watcher> {
+        let consumer = consumer(options)?;
+        let watched = std::sync::Arc::new(std::sync::Mutex::new(Watched::default()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (w, s, topic) = (watched.clone(), stop.clone(), options.topic.clone());
+        std::thread::Builder::new().name(format!("kafka-watch-{worker}")).spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(count) = partition_count(&consumer, &topic, Duration::from_secs(5)) {
+                    let mut high = BTreeMap::new();
+                    for p in (0..count).filter(|p| *p as usize % peers == worker) {
+                        if let Ok((_, h)) = consumer.fetch_watermarks(&topic.topic, p, Duration::from_secs(5)) {
+                            high.insert(p, h);
+                        }
+                    }
+                    *w.lock().expect("watched") = Watched { partitions: count, high };
+                }
+                for _ in 0..50 {
+                    if s.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })?;
+        Ok(Watcher { watched, stop })
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -161,6 +214,7 @@ pub fn kafka_source<'s>(
     let mut trips_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Trip>>>::from(trips_output);
     let mut dead_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
     let worker_label = worker.to_string();
+    let watcher = Watcher::start(&options, worker, peers)?;
     // Dead-letter `source` of each partition, e.g. kafka://127.0.0.1:9092/trips/0.
     let mut sources: BTreeMap<i32, String> = (0..count).map(|p| (p, format!("{url}/{p}"))).collect();
 
@@ -168,7 +222,6 @@ pub fn kafka_source<'s>(
         let mut dead_cap = capabilities.pop();
         let mut trip_cap = capabilities.pop();
         let mut next_commit = Instant::now() + Duration::from_secs(5);
-        let mut next_metadata = Instant::now() + Duration::from_secs(10);
 
         move |_frontiers| {
             let Some(cap) = trip_cap.as_mut() else { return };
@@ -220,12 +273,13 @@ pub fn kafka_source<'s>(
             let now = Instant::now();
             if now >= next_commit {
                 commit(&consumer, &options.topic.topic, &partitions);
-                report_lag(&consumer, &options.topic.topic, &partitions);
+                if let Ok(watched) = watcher.watched.try_lock() {
+                    report_lag(&watched, &partitions);
+                    if !options.stop_at_latest {
+                        add_new_partitions(&consumer, &options, progress, &watched, &mut partitions);
+                    }
+                }
                 next_commit = now + Duration::from_secs(5);
-            }
-            if now >= next_metadata && !options.stop_at_latest {
-                add_new_partitions(&consumer, &options, progress, worker, peers, &mut partitions);
-                next_metadata = now + Duration::from_secs(10);
             }
 
             // Progress: the minimum over partitions that are neither finished nor idle.
@@ -233,13 +287,18 @@ pub fn kafka_source<'s>(
             let busy = active.clone().filter(|s| options.idle_timeout.is_none_or(|idle| now.duration_since(s.last_record) < idle));
             if active.clone().next().is_none() {
                 commit(&consumer, &options.topic.topic, &partitions);
-                report_lag(&consumer, &options.topic.topic, &partitions);
+                if let Ok(watched) = watcher.watched.try_lock() {
+                    report_lag(&watched, &partitions);
+                }
                 trip_cap = None;
                 dead_cap = None;
                 tracing::debug!(worker, "kafka source finished");
                 return;
             }
-            if let Some(frontier) = busy.map(|s| s.clock.frontier()).min() {
+            // Idle partitions do not hold progress back, but nothing goes past the highest frontier a partition
+            // reached: with every partition idle, that maximum is the frontier.
+            let highest = active.clone().map(|s| s.clock.frontier()).max();
+            if let Some(frontier) = busy.map(|s| s.clock.frontier()).min().or(highest) {
                 if frontier > *cap.time() {
                     cap.downgrade(&frontier);
                     if let Some(dcap) = dead_cap.as_mut() {
@@ -258,15 +317,15 @@ pub fn kafka_source<'s>(
     Ok((trips, dead_letters))
 }
 
-/// Sets the consumer-lag gauges of each partition: `taxiflow_kafka_consumer_lag_records` (high watermark,
-/// fetched with a 2 s timeout, minus the next offset; while the broker is unreachable this can stall the worker
-/// up to 2 s per partition every 5 s, when no records flow anyway) and `taxiflow_kafka_millis_behind_latest` (now minus the
-/// broker timestamp of the last record read, while records remain; 0 when caught up), the Kafka analogue of
-/// Kinesis' `millisBehindLatest` the reference monitors (spec §5).
-fn report_lag(consumer: &BaseConsumer, topic: &str, partitions: &BTreeMap<i32, PartitionState>) {
+/// Sets the consumer-lag gauges of each partition: `taxiflow_kafka_consumer_lag_records` (end offset, as the
+/// watcher last read it, minus the next offset) and `taxiflow_kafka_millis_behind_latest` (now minus the broker
+/// timestamp of the last record read, while records remain; 0 when caught up), the Kafka analogue of Kinesis'
+/// `millisBehindLatest` the reference monitors (spec §5).
+fn report_lag(watched: &Watched, partitions: &BTreeMap<i32, PartitionState>) {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     for (p, s) in partitions {
-        let Ok((_, high)) = consumer.fetch_watermarks(topic, *p, Duration::from_millis(2000)) else { continue };
+        // The watcher's end offset, or for a bounded read the one taken at start.
+        let Some(high) = watched.high.get(p).copied().or(s.end) else { continue };
         let lag = (high - s.next_offset).max(0);
         let behind = if lag == 0 { 0 } else { s.last_timestamp_ms.map_or(0, |t| (now_ms - t).max(0)) };
         metrics::gauge!("taxiflow_kafka_consumer_lag_records", "partition" => p.to_string()).set(lag as f64);
@@ -286,16 +345,15 @@ fn commit(consumer: &BaseConsumer, topic: &str, partitions: &BTreeMap<i32, Parti
 }
 
 /// Assigns partitions added to the topic since the start that belong to this worker, from their beginning.
-fn add_new_partitions(consumer: &BaseConsumer, options: &KafkaSourceOptions, progress: Progress, worker: usize, peers: usize, partitions: &mut BTreeMap<i32, PartitionState>) {
-    let Ok(count) = partition_count(consumer, &options.topic, options.timeout) else { return };
+fn add_new_partitions(consumer: &BaseConsumer, options: &KafkaSourceOptions, progress: Progress, watched: &Watched, partitions: &mut BTreeMap<i32, PartitionState>) {
     let mut added = TopicPartitionList::new();
-    let new: Vec<i32> = (0..count).filter(|p| *p as usize % peers == worker && !partitions.contains_key(p)).collect();
+    let new: Vec<i32> = watched.high.keys().copied().filter(|p| !partitions.contains_key(p)).collect();
     for p in new {
         let _ = added.add_partition_offset(&options.topic.topic, p, Offset::Beginning);
         partitions.insert(p, PartitionState { clock: PartitionWatermark::new(progress, None), next_offset: 0, end: None, last_record: Instant::now(), last_timestamp_ms: None });
     }
     if added.count() > 0 {
-        tracing::info!(worker, partitions = added.count(), "new partitions assigned");
+        tracing::info!(partitions = added.count(), total = watched.partitions, "new partitions assigned");
         if let Err(e) = consumer.incremental_assign(&added) {
             tracing::warn!(error = %e, "cannot assign new partitions");
         }
