@@ -182,6 +182,7 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
             d.first_error.clone().unwrap_or_default()
         );
     }
+    d.check_complete().with_context(|| format!("--to kafka://{}/{}", options.to.brokers, options.to.topic))?;
     report.acknowledged = d.acknowledged;
     Ok(report)
 }

@@ -46,6 +46,49 @@ impl KafkaTopic {
     }
 }
 
+/// Creates `topic` with `partitions` partitions (replication 1) through the Admin API, e.g. for tests and
+/// benchmarks against a local broker. An existing topic is left as it is.
+///
+/// # Errors
+/// The brokers do not answer within `timeout`, or refuse the creation for another reason than "exists".
+pub fn create_topic(topic: &KafkaTopic, partitions: i32, timeout: std::time::Duration) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    let admin: AdminClient<DefaultClientContext> = topic.client_config().create()?;
+    let new = [NewTopic::new(&topic.topic, partitions, TopicReplication::Fixed(1))];
+    let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+    for result in block_on(admin.create_topics(&new, &options))? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("kafka://{}/{name}: cannot create the topic: {code:?}", topic.brokers),
+        }
+    }
+    Ok(())
+}
+
+/// Runs a future to completion on this thread: the Admin API is async, but needs no runtime of its own
+/// (librdkafka's threads complete it).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut context) {
+            return value;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

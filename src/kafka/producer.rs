@@ -56,6 +56,8 @@ pub struct Deliveries {
     in_flight: BTreeMap<u64, u32>,
     /// Largest event time sent.
     max_sent: Option<u64>,
+    /// Trip events handed to the producer (each once, resends not counted).
+    pub sent_trips: u64,
     /// Trip events acknowledged by the broker.
     pub acknowledged: u64,
     /// Events (trips or watermarks) whose delivery finally failed.
@@ -69,6 +71,23 @@ pub struct Deliveries {
 }
 
 impl Deliveries {
+    /// Checks, after the final flush, that every trip handed to the producer was acknowledged exactly once and
+    /// none is still in flight.
+    ///
+    /// # Errors
+    /// The counts disagree: some trips were neither acknowledged nor reported failed.
+    pub fn check_complete(&self) -> anyhow::Result<()> {
+        let in_flight: u64 = self.in_flight.values().map(|&n| n as u64).sum();
+        if self.acknowledged != self.sent_trips || in_flight != 0 {
+            bail!(
+                "{} trips were sent but only {} acknowledged ({in_flight} without a delivery report)",
+                self.sent_trips,
+                self.acknowledged
+            );
+        }
+        Ok(())
+    }
+
     /// The oldest-in-flight watermark (spec §2): the largest W such that every trip with event time ≤ W that was
     /// sent has been acknowledged: one ms before the oldest unacknowledged trip, or the largest event time sent
     /// when none is in flight. `None` before the first trip.
@@ -80,6 +99,7 @@ impl Deliveries {
     }
 
     fn sent(&mut self, event_time: u64) {
+        self.sent_trips += 1;
         *self.in_flight.entry(event_time).or_default() += 1;
         self.max_sent = Some(self.max_sent.map_or(event_time, |m| m.max(event_time)));
     }
@@ -170,6 +190,9 @@ impl ReplayProducer {
         let Some((code, reason)) = self.producer.client().fatal_error() else { return Ok(()) };
         tracing::error!(?code, %reason, "fatal producer error; replacing the producer and sending unacknowledged records again");
         self.producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+        // Serve every delivery report of the purged records (they go to the resend list) before the old producer
+        // is dropped: a report not served is a record silently forgotten.
+        let _ = self.producer.flush(Duration::from_secs(10));
         self.producer.poll(Duration::ZERO);
         self.producer = Self::create(&self.topic, &self.deliveries)?;
         self.replaced += 1;
@@ -326,5 +349,18 @@ mod tests {
         assert_eq!(d.watermark(), Some(104));
         d.settled(105);
         assert_eq!(d.watermark(), Some(105));
+    }
+
+    #[test]
+    fn completeness_needs_every_sent_trip_acknowledged() {
+        let mut d = Deliveries::default();
+        d.sent(100);
+        d.sent(101);
+        d.acknowledged = 1;
+        d.settled(100);
+        assert!(d.check_complete().unwrap_err().to_string().contains("2 trips were sent but only 1 acknowledged"));
+        d.acknowledged = 2;
+        d.settled(101);
+        assert!(d.check_complete().is_ok());
     }
 }

@@ -163,6 +163,9 @@ pub fn consumer(options: &KafkaSourceOptions) -> anyhow::Result<BaseConsumer> {
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", "6000")
         .set("enable.partition.eof", "false")
+        // Some Kafka-protocol brokers (noida-db, used in tests) answer a fetch from the start of a large log with
+        // more than librdkafka's 100 MB default allows, which librdkafka treats as a broken connection.
+        .set("receive.message.max.bytes", "1000000000")
         .create()
         .with_context(|| format!("--source kafka://{}/{}: cannot create a consumer", options.topic.brokers, options.topic.topic))
 }
@@ -205,7 +208,11 @@ pub fn kafka_source<'s>(
         );
     }
     consumer.assign(&assignment).with_context(|| format!("--source {url}: cannot assign partitions"))?;
-    tracing::info!(worker, partitions = ?partitions.keys().collect::<Vec<_>>(), "kafka source assigned");
+    tracing::info!(
+        worker,
+        partitions = ?partitions.iter().map(|(p, s)| (*p, s.next_offset, s.end)).collect::<Vec<_>>(),
+        "kafka source assigned (partition, start offset, end offset)"
+    );
 
     let mut builder = OperatorBuilder::new("kafka_source".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
