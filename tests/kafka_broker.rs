@@ -141,3 +141,66 @@ fn broker_restart_during_replay_is_survived() {
     assert!(trips > 40_000);
     drop(broker);
 }
+
+#[test]
+fn partitions_added_while_running_are_read() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(free_port(), &dir.path().join("broker"));
+    create_topic(&broker.address(), "trips", 1);
+    let topic = taxiflow::kafka::KafkaTopic { brokers: broker.address(), topic: "trips".into() };
+    let t0 = 1_356_998_400_000u64; // 2013-01-01T00:00:00Z
+    let trip = |dropoff: u64| {
+        let t = taxiflow::dataflows::Trip {
+            trip_id: None,
+            pickup_ms: dropoff - 600_000,
+            dropoff_ms: dropoff,
+            pickup: taxiflow::dataflows::Point { lat: 40.758, lon: -73.9855 },
+            dropoff: taxiflow::dataflows::Point { lat: 40.75, lon: -73.99 },
+            total_amount: 10.0,
+        };
+        taxiflow::input::json_lines::trip_event_json(&t, 1)
+    };
+    let watermark = |w: u64| taxiflow::input::json_lines::watermark_event_json(w);
+    let out = dir.path().join("out");
+    let url = format!("kafka://{}/trips", broker.address());
+    /// Killed when the test ends, passed or not.
+    struct Running(Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _run = Running(common::taxiflow()
+        .args(["run", "-w", "2", "--source", &url, "--sink"])
+        .arg(format!("file://{}", out.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    // Partition 1 appears after the start; its trip (second hour) only counts if the source assigns it.
+    std::thread::sleep(Duration::from_secs(1));
+    taxiflow::kafka::add_partitions(&topic, 2, Duration::from_secs(10)).unwrap();
+    let producer: BaseProducer = topic.client_config().create().unwrap();
+    let send = |payload: String, partition: i32| {
+        producer.send(BaseRecord::<(), str>::to("trips").payload(&payload).partition(partition)).unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    send(trip(t0 + 4_000_000), 1);
+    send(trip(t0 + 4_100_000), 0);
+    std::thread::sleep(Duration::from_secs(12)); // the watcher refreshes every 5 s
+    send(watermark(t0 + 7_200_000), 0);
+    send(watermark(t0 + 7_200_000), 1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let doc = loop {
+        let text = std::fs::read_to_string(out.join("pickup_count.jsonl")).unwrap_or_default();
+        if let Some(line) = text.lines().next() {
+            break line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no document: the new partition was not read");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(doc.contains("\"pickup_count\":2"), "both partitions' trips counted: {doc}");
+}

@@ -68,6 +68,24 @@ pub fn create_topic(topic: &KafkaTopic, partitions: i32, timeout: std::time::Dur
     Ok(())
 }
 
+/// Grows `topic` to `total` partitions through the Admin API (partitions can only be added).
+///
+/// # Errors
+/// The brokers do not answer within `timeout` or refuse.
+pub fn add_partitions(topic: &KafkaTopic, total: usize, timeout: std::time::Duration) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+    use rdkafka::client::DefaultClientContext;
+
+    let admin: AdminClient<DefaultClientContext> = topic.client_config().create()?;
+    let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+    for result in block_on(admin.create_partitions(&[NewPartitions::new(&topic.topic, total)], &options))? {
+        if let Err((name, code)) = result {
+            bail!("kafka://{}/{name}: cannot add partitions: {code:?}", topic.brokers);
+        }
+    }
+    Ok(())
+}
+
 /// Runs a future to completion on this thread: the Admin API is async, but needs no runtime of its own
 /// (librdkafka's threads complete it).
 fn block_on<F: std::future::Future>(future: F) -> F::Output {

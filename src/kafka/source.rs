@@ -1,5 +1,7 @@
 //! The Kafka source of `taxiflow run --source kafka://BROKER/TOPIC`: partitions assigned to workers explicitly
-//! (partition `p` to the worker with index `p mod workers`, no consumer-group rebalancing inside the dataflow),
+//! (partition `p` to worker `p mod readers`, with `readers = min(workers, partitions at start)`, also for
+//! partitions added later; no consumer-group rebalancing inside the dataflow; a worker that owns no partition
+//! finishes at once and never holds progress back),
 //! per-partition watermarks from watermark records, and a capability at the minimum over the worker's
 //! partitions (spec §3 "min over partitions of the last watermark event").
 //!
@@ -101,7 +103,7 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn start(options: &KafkaSourceOptions, worker: usize, peers: usize) -> anyhow::Result<Watcher> {
+    fn start(options: &KafkaSourceOptions, worker: usize, readers: usize) -> anyhow::Result<Watcher> {
         let consumer = consumer(options)?;
         let watched = std::sync::Arc::new(std::sync::Mutex::new(Watched::default()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -110,7 +112,7 @@ impl Watcher {
             while !s.load(std::sync::atomic::Ordering::Relaxed) {
                 if let Ok(count) = partition_count(&consumer, &topic, Duration::from_secs(5)) {
                     let mut high = BTreeMap::new();
-                    for p in (0..count).filter(|p| *p as usize % peers == worker) {
+                    for p in (0..count).filter(|p| *p as usize % readers == worker) {
                         if let Ok((_, h)) = consumer.fetch_watermarks(&topic.topic, p, Duration::from_secs(5)) {
                             high.insert(p, h);
                         }
@@ -185,9 +187,11 @@ pub fn kafka_source<'s>(
     let consumer = consumer(&options)?;
     let url = format!("kafka://{}/{}", options.topic.brokers, options.topic.topic);
     let count = partition_count(&consumer, &options.topic, options.timeout)?;
+    // Workers that read partitions; the same set receives the partitions added later.
+    let readers = peers.min(count as usize).max(1);
     let mut partitions: BTreeMap<i32, PartitionState> = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
-    for p in (0..count).filter(|p| *p as usize % peers == worker) {
+    for p in (0..count).filter(|p| *p as usize % readers == worker) {
         let (low, high) = consumer
             .fetch_watermarks(&options.topic.topic, p, options.timeout)
             .with_context(|| format!("--source {url}: cannot read the offsets of partition {p}"))?;
@@ -221,7 +225,7 @@ pub fn kafka_source<'s>(
     let mut trips_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Trip>>>::from(trips_output);
     let mut dead_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
     let worker_label = worker.to_string();
-    let watcher = Watcher::start(&options, worker, peers)?;
+    let watcher = Watcher::start(&options, worker, readers)?;
     // Dead-letter `source` of each partition, e.g. kafka://127.0.0.1:9092/trips/0.
     let mut sources: BTreeMap<i32, String> = (0..count).map(|p| (p, format!("{url}/{p}"))).collect();
 
