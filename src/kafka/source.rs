@@ -13,8 +13,9 @@
 //!   minimum over the other partitions, and when all are idle, the highest frontier any partition reached.
 //!   Correctness cost: a trip that an idle partition delivers later with an event time the frontier has already
 //!   passed cannot enter its (already emitted) window; it goes to the dead-letter output as `late`.
-//! * The next offset of every partition is tracked ([`KafkaSourceState`]) and committed to the consumer group
-//!   every 5 s for monitoring only; positions for recovery are the checkpoint work's.
+//! * The next offset of every partition is tracked (per-partition state of the operator, partition → next
+//!   offset) and committed to the consumer group every 5 s for monitoring only; positions for recovery are the
+//!   checkpoint work's.
 //! * Metrics: `taxiflow_records_in_total` (records consumed), and per partition every 5 s
 //!   `taxiflow_kafka_consumer_lag_records` and `taxiflow_kafka_millis_behind_latest`.
 //! * Partition counts and end offsets are read by a background thread per worker, never by the dataflow thread.
@@ -136,9 +137,6 @@ impl Drop for Watcher {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
-
-/// The positions of one worker's partitions: partition → next offset (the form the checkpoint work persists).
-pub type KafkaSourceState = BTreeMap<i32, i64>;
 
 /// Checks that the topic exists and returns its partition count.
 ///
