@@ -16,16 +16,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use taxiflow_dataflows::{Progress, Trip};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::dead_letter::DeadLetter;
 use crate::input::csv_line::CsvLine;
 use crate::input::split::{max_watermark_between, SplitReader};
 use crate::input::{Format, Split};
-use crate::source_batch::{Position, SourceBatch};
+use crate::source_batch::{build_source, Position, SourceBatch};
 use crate::summary::Totals;
 use crate::watermark::PartitionWatermark;
 
@@ -93,114 +90,83 @@ pub fn file_source<'s>(
     totals: Rc<RefCell<Totals>>,
     worker: usize,
 ) -> (StreamVec<'s, u64, Trip>, StreamVec<'s, u64, DeadLetter>) {
-    let mut builder = OperatorBuilder::new("file_source".to_owned(), scope);
-    let activator = scope.activator_for(builder.operator_info().address);
-    let (trips_output, trips) = builder.new_output::<Vec<Trip>>();
-    let (dead_output, dead_letters) = builder.new_output::<Vec<DeadLetter>>();
-    let mut trips_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Trip>>>::from(trips_output);
-    let mut dead_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
-    let worker_label = worker.to_string();
-
-    builder.build(move |mut capabilities| {
-        let mut dead_cap = capabilities.pop();
-        let mut trip_cap = capabilities.pop();
-        // Ranges of a file in file order; one FileProgress per distinct file.
-        let mut splits = splits;
-        splits.sort_by(|a, b| a.file.path.cmp(&b.file.path).then(a.start.cmp(&b.start)));
-        let mut files: Vec<FileProgress> = Vec::new();
-        let mut partitions: Vec<Partition> = Vec::with_capacity(splits.len());
-        for split in splits {
-            let same_file = partitions.last().is_some_and(|p: &Partition| p.split.file.path == split.file.path);
-            if !same_file {
-                files.push(FileProgress::default());
-            }
-            partitions.push(Partition { split, file: files.len() - 1, reader: None, clock: PartitionWatermark::new(progress, None), done: false });
+    // Ranges of a file in file order; one FileProgress per distinct file.
+    let mut splits = splits;
+    splits.sort_by(|a, b| a.file.path.cmp(&b.file.path).then(a.start.cmp(&b.start)));
+    let mut files: Vec<FileProgress> = Vec::new();
+    let mut partitions: Vec<Partition> = Vec::with_capacity(splits.len());
+    for split in splits {
+        let same_file = partitions.last().is_some_and(|p: &Partition| p.split.file.path == split.file.path);
+        if !same_file {
+            files.push(FileProgress::default());
         }
-        // Frontier of a file on this worker: that of its first unfinished range.
-        let file_frontier = |p: &Partition, files: &[FileProgress]| if p.reader.is_some() { p.clock.frontier() } else { files[p.file].frontier() };
-        let mut csv = CsvLine::new();
+        partitions.push(Partition { split, file: files.len() - 1, reader: None, clock: PartitionWatermark::new(progress, None), done: false });
+    }
+    // Frontier of a file on this worker: that of its first unfinished range.
+    let file_frontier = |p: &Partition, files: &[FileProgress]| if p.reader.is_some() { p.clock.frontier() } else { files[p.file].frontier() };
+    let mut csv = CsvLine::new();
 
-        move |_frontiers| {
-            let Some(cap) = trip_cap.as_mut() else { return };
-            // Read the first unfinished range of the file that holds progress back the most.
-            let next = first_unfinished_per_file(&partitions).min_by_key(|&i| file_frontier(&partitions[i], &files));
-            let Some(p) = next.map(|i| &mut partitions[i]) else {
-                // Nothing (left) to read, e.g. more workers than splits: release progress.
-                trip_cap = None;
-                dead_cap = None;
-                return;
-            };
-            let mut batch = SourceBatch::default();
-            let source = p.split.file.path.display().to_string();
-            let floor = *cap.time();
-            let file = &mut files[p.file];
-            if p.reader.is_none() {
-                if let Err(e) = p.open(progress, file) {
-                    tracing::error!(input = %p.split.describe(), error = %e, "cannot open input split");
-                    batch.unreadable(Position { source: &source, line: 0, offset: 0 }, &e);
-                    p.done = true;
-                }
-            }
-            if let Some(reader) = p.reader.as_mut() {
-                let format = &p.split.file.format;
-                for _ in 0..LINES_PER_ACTIVATION {
-                    let offset = match reader.next_line() {
-                        Ok(Some(offset)) => offset,
-                        Ok(None) => {
-                            p.done = true;
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::error!(input = %p.split.describe(), error = %e, "input unreadable; rest of the split skipped");
-                            batch.unreadable(Position { source: &source, line: reader.line_number() + 1, offset: 0 }, &e);
-                            p.done = true;
-                            break;
-                        }
-                    };
-                    if reader.line.is_empty() {
-                        continue;
-                    }
-                    let parsed = format.parse(&reader.line, &mut csv);
-                    let reader = &*reader;
-                    batch.accept(parsed, &mut p.clock, floor, &reader.line, || Position { source: &source, line: reader.line_number(), offset });
-                }
-            }
-            if p.done {
-                p.close(file);
-            }
-
-            if !batch.trips.is_empty() {
-                trips_output.activate().session(&*cap).give_container(&mut batch.trips);
-            }
-            if !batch.dead_letters.is_empty() {
-                if let Some(dcap) = dead_cap.as_ref() {
-                    dead_output.activate().session(dcap).give_container(&mut batch.dead_letters);
-                }
-            }
-            batch.record_metrics(&worker_label);
-            *totals.borrow_mut() += batch.totals;
-
-            // Progress: the smallest event time any unfinished partition can still send.
-            match first_unfinished_per_file(&partitions).map(|i| file_frontier(&partitions[i], &files)).min() {
-                Some(frontier) => {
-                    if frontier > *cap.time() {
-                        cap.downgrade(&frontier);
-                        if let Some(dcap) = dead_cap.as_mut() {
-                            dcap.downgrade(&frontier);
-                        }
-                        metrics::gauge!("taxiflow_input_watermark_ms", "worker" => worker_label.clone()).set((frontier - 1) as f64);
-                    }
-                    activator.activate();
-                }
-                None => {
-                    trip_cap = None;
-                    dead_cap = None;
-                    tracing::debug!(worker, "all input splits read");
-                }
+    build_source(scope, "file_source", worker, totals, move |outputs| {
+        let Some(floor) = outputs.floor() else { return };
+        // Read the first unfinished range of the file that holds progress back the most.
+        let next = first_unfinished_per_file(&partitions).min_by_key(|&i| file_frontier(&partitions[i], &files));
+        let Some(p) = next.map(|i| &mut partitions[i]) else {
+            // Nothing (left) to read, e.g. more workers than splits: release progress.
+            outputs.finish();
+            return;
+        };
+        let mut batch = SourceBatch::default();
+        let source = p.split.file.path.display().to_string();
+        let file = &mut files[p.file];
+        if p.reader.is_none() {
+            if let Err(e) = p.open(progress, file) {
+                tracing::error!(input = %p.split.describe(), error = %e, "cannot open input split");
+                batch.unreadable(Position { source: &source, line: 0, offset: 0 }, &e);
+                p.done = true;
             }
         }
-    });
-    (trips, dead_letters)
+        if let Some(reader) = p.reader.as_mut() {
+            let format = &p.split.file.format;
+            for _ in 0..LINES_PER_ACTIVATION {
+                let offset = match reader.next_line() {
+                    Ok(Some(offset)) => offset,
+                    Ok(None) => {
+                        p.done = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(input = %p.split.describe(), error = %e, "input unreadable; rest of the split skipped");
+                        batch.unreadable(Position { source: &source, line: reader.line_number() + 1, offset: 0 }, &e);
+                        p.done = true;
+                        break;
+                    }
+                };
+                if reader.line.is_empty() {
+                    continue;
+                }
+                let parsed = format.parse(&reader.line, &mut csv);
+                let reader = &*reader;
+                batch.accept(parsed, &mut p.clock, floor, &reader.line, || Position { source: &source, line: reader.line_number(), offset });
+            }
+        }
+        if p.done {
+            p.close(file);
+        }
+
+        outputs.send(&mut batch);
+
+        // Progress: the smallest event time any unfinished partition can still send.
+        match first_unfinished_per_file(&partitions).map(|i| file_frontier(&partitions[i], &files)).min() {
+            Some(frontier) => {
+                outputs.advance_to(frontier);
+                outputs.reschedule(None);
+            }
+            None => {
+                outputs.finish();
+                tracing::debug!(worker, "all input splits read");
+            }
+        }
+    })
 }
 
 /// Index of the first unfinished range of each file (partitions are sorted by file, then offset).

@@ -1,7 +1,17 @@
-//! What one activation of a source read: trips for the dataflow, dead letters, and counts. Shared by the file
-//! and Kafka sources, so that every source applies the same late rule and dead-letter format.
+//! What one activation of a source read (trips for the dataflow, dead letters, counts), and the operator shell
+//! every source runs in ([`build_source`]: two outputs, their capabilities, progress). Shared by the file and
+//! Kafka sources, so that every source applies the same late rule, dead-letter format and progress handling.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use taxiflow_dataflows::Trip;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::{Scope, StreamVec};
+use timely::scheduling::Activator;
 
 use crate::dead_letter::DeadLetter;
 use crate::input::Record;
@@ -103,4 +113,99 @@ impl SourceBatch {
         metrics::counter!("taxiflow_late_records_total", "worker" => worker.to_string()).increment(b.late);
         metrics::counter!("taxiflow_malformed_records_total", "worker" => worker.to_string()).increment(b.malformed);
     }
+}
+
+/// The outputs of a source operator (trips and dead letters), their capabilities and the operator's activator,
+/// handed to the source's logic by [`build_source`]. Both capabilities always stand at the same time.
+pub struct SourceOutputs {
+    trips: OutputBuilder<u64, CapacityContainerBuilder<Vec<Trip>>>,
+    dead_letters: OutputBuilder<u64, CapacityContainerBuilder<Vec<DeadLetter>>>,
+    caps: Option<(Capability<u64>, Capability<u64>)>,
+    activator: Activator,
+    worker: String,
+    totals: Rc<RefCell<Totals>>,
+}
+
+impl SourceOutputs {
+    /// The source's capability time: no trip it sends may have an earlier event time. `None` once finished.
+    pub fn floor(&self) -> Option<u64> {
+        self.caps.as_ref().map(|(c, _)| *c.time())
+    }
+
+    /// Sends the batch's trips and dead letters at the capability, adds its counts to the worker's totals and
+    /// to the Prometheus counters, and leaves the batch empty.
+    pub fn send(&mut self, batch: &mut SourceBatch) {
+        if let Some((trip_cap, dead_cap)) = &self.caps {
+            if !batch.trips.is_empty() {
+                self.trips.activate().session(trip_cap).give_container(&mut batch.trips);
+            }
+            if !batch.dead_letters.is_empty() {
+                self.dead_letters.activate().session(dead_cap).give_container(&mut batch.dead_letters);
+            }
+        }
+        batch.record_metrics(&self.worker);
+        *self.totals.borrow_mut() += std::mem::take(&mut batch.totals);
+    }
+
+    /// Moves progress to `frontier` (watermark + 1) if that is later than the capability.
+    pub fn advance_to(&mut self, frontier: u64) {
+        if let Some((trip_cap, dead_cap)) = &mut self.caps {
+            if frontier > *trip_cap.time() {
+                trip_cap.downgrade(&frontier);
+                dead_cap.downgrade(&frontier);
+                metrics::gauge!("taxiflow_input_watermark_ms", "worker" => self.worker.clone()).set((frontier - 1) as f64);
+            }
+        }
+    }
+
+    /// Releases the capabilities: the source will send nothing more, so every window downstream can close.
+    pub fn finish(&mut self) {
+        self.caps = None;
+    }
+
+    /// Schedules the source again as soon as possible, or after `delay`.
+    pub fn reschedule(&self, delay: Option<std::time::Duration>) {
+        match delay {
+            Some(d) => self.activator.activate_after(d),
+            None => self.activator.activate(),
+        }
+    }
+}
+
+/// Builds a source operator named `name` for worker `worker` whose `logic` is called at every activation with
+/// the [`SourceOutputs`] (nothing is called once it has finished). Counts go to `totals`.
+pub fn build_source<'s, L>(
+    scope: Scope<'s, u64>,
+    name: &str,
+    worker: usize,
+    totals: Rc<RefCell<Totals>>,
+    mut logic: L,
+) -> (StreamVec<'s, u64, Trip>, StreamVec<'s, u64, DeadLetter>)
+where
+    L: FnMut(&mut SourceOutputs) + 'static,
+{
+    let mut builder = OperatorBuilder::new(name.to_owned(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let (trips_output, trips) = builder.new_output::<Vec<Trip>>();
+    let (dead_output, dead_letters) = builder.new_output::<Vec<DeadLetter>>();
+    let trips_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Trip>>>::from(trips_output);
+    let dead_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
+    builder.build(move |mut capabilities| {
+        let dead_cap = capabilities.pop().expect("a capability per output");
+        let trip_cap = capabilities.pop().expect("a capability per output");
+        let mut outputs = SourceOutputs {
+            trips: trips_output,
+            dead_letters: dead_output,
+            caps: Some((trip_cap, dead_cap)),
+            activator,
+            worker: worker.to_string(),
+            totals,
+        };
+        move |_frontiers| {
+            if outputs.caps.is_some() {
+                logic(&mut outputs);
+            }
+        }
+    });
+    (trips, dead_letters)
 }

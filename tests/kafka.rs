@@ -265,17 +265,7 @@ fn idle_partition_stops_holding_progress_back() {
     let brokers = cluster.bootstrap_servers();
     let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
     let t0 = 1_356_998_400_000u64; // 2013-01-01T00:00:00Z
-    let trip = |dropoff: u64| {
-        let t = taxiflow::dataflows::Trip {
-            trip_id: None,
-            pickup_ms: dropoff - 600_000,
-            dropoff_ms: dropoff,
-            pickup: taxiflow::dataflows::Point { lat: 40.758, lon: -73.9855 },
-            dropoff: taxiflow::dataflows::Point { lat: 40.75, lon: -73.99 },
-            total_amount: 10.0,
-        };
-        taxiflow::input::json_lines::trip_event_json(&t, 1)
-    };
+    let trip = common::trip_event_at;
     // Partition 0: two trips in the first hour, then a watermark past it. Partition 1: nothing.
     for payload in [trip(t0 + 60_000), trip(t0 + 120_000), taxiflow::input::json_lines::watermark_event_json(t0 + 3_600_000)] {
         producer.send(BaseRecord::<(), str>::to("trips").payload(&payload).partition(0)).unwrap();

@@ -151,17 +151,7 @@ fn partitions_added_while_running_are_read() {
     create_topic(&broker.address(), "trips", 1);
     let topic = taxiflow::kafka::KafkaTopic { brokers: broker.address(), topic: "trips".into() };
     let t0 = 1_356_998_400_000u64; // 2013-01-01T00:00:00Z
-    let trip = |dropoff: u64| {
-        let t = taxiflow::dataflows::Trip {
-            trip_id: None,
-            pickup_ms: dropoff - 600_000,
-            dropoff_ms: dropoff,
-            pickup: taxiflow::dataflows::Point { lat: 40.758, lon: -73.9855 },
-            dropoff: taxiflow::dataflows::Point { lat: 40.75, lon: -73.99 },
-            total_amount: 10.0,
-        };
-        taxiflow::input::json_lines::trip_event_json(&t, 1)
-    };
+    let trip = common::trip_event_at;
     let watermark = |w: u64| taxiflow::input::json_lines::watermark_event_json(w);
     let out = dir.path().join("out");
     let url = format!("kafka://{}/trips", broker.address());

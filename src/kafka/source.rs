@@ -30,14 +30,11 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use taxiflow_dataflows::{Progress, Trip};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
 use super::KafkaTopic;
 use crate::dead_letter::DeadLetter;
-use crate::source_batch::{Position, SourceBatch};
+use crate::source_batch::{build_source, Position, SourceBatch};
 use crate::summary::Totals;
 use crate::watermark::PartitionWatermark;
 
@@ -216,114 +213,80 @@ pub fn kafka_source<'s>(
         "kafka source assigned (partition, start offset, end offset)"
     );
 
-    let mut builder = OperatorBuilder::new("kafka_source".to_owned(), scope);
-    let activator = scope.activator_for(builder.operator_info().address);
-    let (trips_output, trips) = builder.new_output::<Vec<Trip>>();
-    let (dead_output, dead_letters) = builder.new_output::<Vec<DeadLetter>>();
-    let mut trips_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Trip>>>::from(trips_output);
-    let mut dead_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
-    let worker_label = worker.to_string();
     let watcher = Watcher::start(&options, worker, readers)?;
     // Dead-letter `source` of each partition, e.g. kafka://127.0.0.1:9092/trips/0.
     let mut sources: BTreeMap<i32, String> = (0..count).map(|p| (p, format!("{url}/{p}"))).collect();
 
-    builder.build(move |mut capabilities| {
-        let mut dead_cap = capabilities.pop();
-        let mut trip_cap = capabilities.pop();
-        let mut next_commit = Instant::now() + Duration::from_secs(5);
-
-        move |_frontiers| {
-            let Some(cap) = trip_cap.as_mut() else { return };
-            let floor = *cap.time();
-            let mut batch = SourceBatch::default();
-            let mut received = 0;
-            while received < MESSAGES_PER_ACTIVATION {
-                match consumer.poll(Duration::ZERO) {
-                    None => break,
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "kafka consumer error");
-                        break;
+    let mut next_commit = Instant::now() + Duration::from_secs(5);
+    Ok(build_source(scope, "kafka_source", worker, totals, move |outputs| {
+        let Some(floor) = outputs.floor() else { return };
+        let mut batch = SourceBatch::default();
+        let mut received = 0;
+        while received < MESSAGES_PER_ACTIVATION {
+            match consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "kafka consumer error");
+                    break;
+                }
+                Some(Ok(message)) => {
+                    received += 1;
+                    let p = message.partition();
+                    let Some(state) = partitions.get_mut(&p) else { continue };
+                    if state.finished() {
+                        continue; // past the end offset of a bounded read
                     }
-                    Some(Ok(message)) => {
-                        received += 1;
-                        let p = message.partition();
-                        let Some(state) = partitions.get_mut(&p) else { continue };
-                        if state.finished() {
-                            continue; // past the end offset of a bounded read
-                        }
-                        if message.offset() > state.next_offset {
-                            // Records the broker no longer has (retention) or never will (aborted): say so.
-                            let skipped = message.offset() - state.next_offset;
-                            tracing::warn!(partition = p, from = state.next_offset, skipped, "offsets skipped: records deleted by retention are not read");
-                            metrics::counter!("taxiflow_kafka_offsets_skipped_total", "partition" => p.to_string()).increment(skipped as u64);
-                        }
-                        state.next_offset = message.offset() + 1;
-                        state.last_record = Instant::now();
-                        state.last_timestamp_ms = message.timestamp().to_millis();
-                        let raw = message.payload().unwrap_or_default();
-                        let parsed = crate::input::json_lines::parse(raw);
-                        let source = sources.entry(p).or_insert_with(|| format!("{url}/{p}"));
-                        let offset = message.offset() as u64;
-                        batch.accept(parsed, &mut state.clock, floor, raw, || Position { source, line: 0, offset });
+                    if message.offset() > state.next_offset {
+                        // Records the broker no longer has (retention) or never will (aborted): say so.
+                        let skipped = message.offset() - state.next_offset;
+                        tracing::warn!(partition = p, from = state.next_offset, skipped, "offsets skipped: records deleted by retention are not read");
+                        metrics::counter!("taxiflow_kafka_offsets_skipped_total", "partition" => p.to_string()).increment(skipped as u64);
                     }
+                    state.next_offset = message.offset() + 1;
+                    state.last_record = Instant::now();
+                    state.last_timestamp_ms = message.timestamp().to_millis();
+                    let raw = message.payload().unwrap_or_default();
+                    let parsed = crate::input::json_lines::parse(raw);
+                    let source = sources.entry(p).or_insert_with(|| format!("{url}/{p}"));
+                    let offset = message.offset() as u64;
+                    batch.accept(parsed, &mut state.clock, floor, raw, || Position { source, line: 0, offset });
                 }
-            }
-            if !batch.trips.is_empty() {
-                trips_output.activate().session(&*cap).give_container(&mut batch.trips);
-            }
-            if !batch.dead_letters.is_empty() {
-                if let Some(dcap) = dead_cap.as_ref() {
-                    dead_output.activate().session(dcap).give_container(&mut batch.dead_letters);
-                }
-            }
-            batch.record_metrics(&worker_label);
-            *totals.borrow_mut() += batch.totals;
-
-            let now = Instant::now();
-            if now >= next_commit {
-                commit(&consumer, &options.topic.topic, &partitions);
-                if let Ok(watched) = watcher.watched.try_lock() {
-                    report_lag(&watched, &partitions);
-                    if !options.stop_at_latest {
-                        add_new_partitions(&consumer, &options, progress, &watched, &mut partitions);
-                    }
-                }
-                next_commit = now + Duration::from_secs(5);
-            }
-
-            // Progress: the minimum over partitions that are neither finished nor idle.
-            let active = partitions.values().filter(|s| !s.finished());
-            let busy = active.clone().filter(|s| options.idle_timeout.is_none_or(|idle| now.duration_since(s.last_record) < idle));
-            if active.clone().next().is_none() {
-                commit(&consumer, &options.topic.topic, &partitions);
-                if let Ok(watched) = watcher.watched.try_lock() {
-                    report_lag(&watched, &partitions);
-                }
-                trip_cap = None;
-                dead_cap = None;
-                tracing::debug!(worker, "kafka source finished");
-                return;
-            }
-            // Idle partitions do not hold progress back, but nothing goes past the highest frontier a partition
-            // reached: with every partition idle, that maximum is the frontier.
-            let highest = active.clone().map(|s| s.clock.frontier()).max();
-            if let Some(frontier) = busy.map(|s| s.clock.frontier()).min().or(highest) {
-                if frontier > *cap.time() {
-                    cap.downgrade(&frontier);
-                    if let Some(dcap) = dead_cap.as_mut() {
-                        dcap.downgrade(&frontier);
-                    }
-                    metrics::gauge!("taxiflow_input_watermark_ms", "worker" => worker_label.clone()).set((frontier - 1) as f64);
-                }
-            }
-            if received == 0 {
-                activator.activate_after(Duration::from_millis(5));
-            } else {
-                activator.activate();
             }
         }
-    });
-    Ok((trips, dead_letters))
+        outputs.send(&mut batch);
+
+        let now = Instant::now();
+        if now >= next_commit {
+            commit(&consumer, &options.topic.topic, &partitions);
+            if let Ok(watched) = watcher.watched.try_lock() {
+                report_lag(&watched, &partitions);
+                if !options.stop_at_latest {
+                    add_new_partitions(&consumer, &options, progress, &watched, &mut partitions);
+                }
+            }
+            next_commit = now + Duration::from_secs(5);
+        }
+
+        // Progress: the minimum over partitions that are neither finished nor idle.
+        let active = partitions.values().filter(|s| !s.finished());
+        let busy = active.clone().filter(|s| options.idle_timeout.is_none_or(|idle| now.duration_since(s.last_record) < idle));
+        if active.clone().next().is_none() {
+            commit(&consumer, &options.topic.topic, &partitions);
+            if let Ok(watched) = watcher.watched.try_lock() {
+                report_lag(&watched, &partitions);
+            }
+            outputs.finish();
+            tracing::debug!(worker, "kafka source finished");
+            return;
+        }
+        // Idle partitions do not hold progress back, but nothing goes past the highest frontier a partition
+        // reached: with every partition idle, that maximum is the frontier.
+        let highest = active.clone().map(|s| s.clock.frontier()).max();
+        if let Some(frontier) = busy.map(|s| s.clock.frontier()).min().or(highest) {
+            outputs.advance_to(frontier);
+        }
+        outputs.reschedule((received == 0).then_some(Duration::from_millis(5)));
+    }))
 }
 
 /// Sets the consumer-lag gauges of each partition: `taxiflow_kafka_consumer_lag_records` (end offset, as the

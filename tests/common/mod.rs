@@ -164,3 +164,17 @@ pub fn by_id(docs: Vec<Value>) -> BTreeMap<String, Value> {
     assert_eq!(map.len(), n, "duplicate _id in output");
     map
 }
+
+/// The replay-format JSON of a trip picked up at Times Square 10 minutes before `dropoff_ms` and dropped off
+/// nearby (both in the NYC area, no airport), for tests that produce records by hand.
+pub fn trip_event_at(dropoff_ms: u64) -> String {
+    let trip = Trip {
+        trip_id: None,
+        pickup_ms: dropoff_ms - 600_000,
+        dropoff_ms,
+        pickup: taxiflow::dataflows::Point { lat: 40.758, lon: -73.9855 },
+        dropoff: taxiflow::dataflows::Point { lat: 40.75, lon: -73.99 },
+        total_amount: 10.0,
+    };
+    taxiflow::input::json_lines::trip_event_json(&trip, 1)
+}
