@@ -94,11 +94,9 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
     let settings = options.settings.clone();
     let sink = options.sink.clone();
     let source = options.source.clone();
-    // Fail fast on an unusable sink, before any worker starts.
+    // Open the sink before any worker starts (an unusable sink fails fast); worker 0, on process 0, takes it.
     let is_first_process = !matches!(&options.timely.communication, timely::CommunicationConfig::Cluster { process, .. } if *process != 0);
-    if is_first_process {
-        SinkWriter::open(&sink)?;
-    }
+    let opened = std::sync::Mutex::new(if is_first_process { Some(SinkWriter::open(&sink)?) } else { None });
 
     let started = Instant::now();
     let guards = timely::execute(options.timely.clone(), move |worker| -> Result<Option<Totals>, String> {
@@ -107,7 +105,12 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
         tracing::debug!(worker = index, splits = my_splits.len(), "worker starts");
         let totals = Rc::new(RefCell::new(Totals::default()));
         let filtered = Rc::new(Cell::new(0u64));
-        let writer = if index == 0 { Some(Rc::new(RefCell::new(SinkWriter::open(&sink).map_err(|e| format!("{e:#}"))?))) } else { None };
+        let writer = if index == 0 {
+            let w = opened.lock().map_err(|_| "sink lock poisoned".to_string())?.take().ok_or("worker 0 runs outside process 0")?;
+            Some(Rc::new(RefCell::new(w)))
+        } else {
+            None
+        };
 
         let peers = worker.peers();
         worker.dataflow::<u64, _, _>(|scope| {
