@@ -1,8 +1,8 @@
 //! `taxiflow replay`: replays trips from files into a stream, paced in event time (spec §2).
 //!
-//! * Pacing: the trip with event time `t` is sent at `start + (t − first event time) / speedup`
-//!   (`--speedup max`: as fast as the broker takes them). Replay lag is how far behind that schedule the
-//!   producer is.
+//! * Pacing: the trip with event time `t` is sent at `start + (t − event time of the first trip) / speedup`
+//!   (`--speedup max`: as fast as the broker takes them; a trip older than the first is sent at once). Replay
+//!   lag is how far behind that schedule the producer is.
 //! * `--repeat N` replays the input N times, each copy shifted forward by the input's time span (largest minus
 //!   smallest event time, plus 1 ms).
 //! * Every `--watermark-interval` a watermark record goes to every partition, with the oldest-in-flight value
@@ -110,17 +110,20 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
     let mut producer = ReplayProducer::connect(&options.to, options.timeout)?;
     tracing::info!(topic = %options.to.topic, partitions = producer.partitions(), "replaying");
 
-    // The time span of the input, to shift repeated copies; and the first event time, for pacing.
-    let (mut first, mut last) = (u64::MAX, 0u64);
-    for_each_trip(&files, |t| {
-        first = first.min(t.event_time());
-        last = last.max(t.event_time());
-        Ok(())
-    })?;
-    if first == u64::MAX {
-        bail!("--input: no trips to replay");
-    }
-    let span = last - first + 1;
+    // The time span of the input shifts repeated copies; only --repeat needs this extra pass over the input.
+    let span = if options.repeat > 1 {
+        let (mut min, mut max) = (u64::MAX, 0u64);
+        for_each_trip(&files, |t| {
+            min = min.min(t.event_time());
+            max = max.max(t.event_time());
+            Ok(())
+        })?;
+        max.saturating_sub(min) + 1
+    } else {
+        0
+    };
+    // Event time of the first trip sent: pacing is relative to it (spec §2).
+    let mut first: Option<u64> = None;
 
     let bar = indicatif::ProgressBar::new_spinner().with_style(
         indicatif::ProgressStyle::with_template("{spinner} replayed {pos} trips, {per_sec} {msg}").expect("valid template"),
@@ -138,8 +141,10 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
             let mut trip = *t;
             trip.pickup_ms += shift;
             trip.dropoff_ms += shift;
+            let first = *first.get_or_insert(trip.event_time());
             if let Speedup::Factor(f) = options.speedup {
-                let due = started + Duration::from_secs_f64((trip.event_time() - first) as f64 / 1000.0 / f);
+                // A trip older than the first one (unordered input) is due at once.
+                let due = started + Duration::from_secs_f64(trip.event_time().saturating_sub(first) as f64 / 1000.0 / f);
                 let now = Instant::now();
                 if due > now {
                     std::thread::sleep(due - now);
@@ -166,6 +171,9 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
             Ok(())
         })?;
         report.skipped += skipped;
+    }
+    if first.is_none() {
+        bail!("--input: no trips to replay");
     }
     producer.flush(options.timeout)?;
     // Everything is acknowledged: the final watermark is the largest event time sent.

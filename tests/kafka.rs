@@ -292,3 +292,46 @@ fn idle_partition_stops_holding_progress_back() {
     let output = sigterm(&mut child.0);
     assert!(output.status.success());
 }
+
+#[test]
+fn repeat_replays_shifted_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path());
+    let file_out = dir.path().join("file");
+    let once = run_into(SourceSpec::Files(vec![input.clone()]), 1, &file_out);
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("trips", 1, 1).unwrap();
+    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into() };
+    let report = replay(&ReplayOptions {
+        inputs: vec![input],
+        format: FormatChoice::Auto,
+        to: topic.clone(),
+        speedup: Speedup::Max,
+        repeat: 2,
+        watermark_interval: Duration::from_millis(20),
+        timeout: Duration::from_secs(30),
+    })
+    .unwrap();
+    assert_eq!(report.acknowledged, 2 * once.trips);
+    let out = dir.path().join("kafka");
+    let twice = run_into(
+        SourceSpec::Kafka(KafkaSourceOptions {
+            topic,
+            group: "repeat".into(),
+            start: StartPosition::Earliest,
+            stop_at_latest: true,
+            idle_timeout: None,
+            timeout: Duration::from_secs(30),
+        }),
+        1,
+        &out,
+    );
+    assert_eq!((twice.trips, twice.late), (2 * once.trips, 0));
+    // Every trip is counted once per copy, and the copy lies one span (last − first event time + 1 ms) later.
+    let sum = |docs: &[serde_json::Value]| docs.iter().map(|d| d["pickup_count"].as_u64().unwrap()).sum::<u64>();
+    let original = common::read_jsonl(&file_out, "pickup_count");
+    let both = common::read_jsonl(&out, "pickup_count");
+    assert_eq!(sum(&both), 2 * sum(&original));
+    let last_original = original.iter().map(|d| d["timestamp"].as_i64().unwrap()).max().unwrap();
+    assert!(both.iter().any(|d| d["timestamp"].as_i64().unwrap() > last_original), "the copy lies later in event time");
+}
