@@ -7,24 +7,15 @@
 //!
 //! `cargo bench --bench kafka -- [--copies K]` (default 20, i.e. 929,000 trips)
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use common::{free_port, wait_listening, KillOnDrop};
 
 /// Sum over label sets of a metric in a Prometheus text page.
 fn total(page: &str, name: &str) -> f64 {
@@ -56,11 +47,7 @@ fn main() {
     let _broker = KillOnDrop(
         Command::new(root.join("scripts/kafka-broker.sh")).arg(port.to_string()).arg(dir.path().join("broker")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "broker did not start (pip install noida-db)");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(port, "the broker (pip install noida-db)");
     let topic = taxiflow::kafka::KafkaTopic { brokers: format!("127.0.0.1:{port}"), topic: "trips".into() };
     taxiflow::kafka::create_topic(&topic, 2, Duration::from_secs(10)).unwrap();
     let url = format!("kafka://{}/trips", topic.brokers);

@@ -12,105 +12,12 @@
 //!    median wall time, events/s, the largest peak RSS and the ratios to the baseline, and checks that taxiflow
 //!    and the baseline wrote the same number of results.
 
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::Instant;
 
-use taxiflow::input::csv_line::CsvLine;
-use taxiflow::input::{open_decoded, taxi_ride_csv, Record};
-use taxiflow::timestamp::format_timestamp_ms;
-
-struct Measured {
-    name: String,
-    seconds: f64,
-    peak_rss_kib: i64,
-    stderr: String,
-    stdout: String,
-}
-
-/// Runs a command to completion and returns its wall time and peak resident set size (from `wait4`).
-#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also reports the child's peak RSS
-fn measure(name: &str, cmd: &mut Command) -> Measured {
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let err = tempfile::NamedTempFile::new().unwrap();
-    let start = Instant::now();
-    let child = cmd.stdout(out.reopen().unwrap()).stderr(err.reopen().unwrap()).spawn().expect("spawn");
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; `usage` is a valid out-parameter.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    let seconds = start.elapsed().as_secs_f64();
-    assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{name} failed: {}", std::fs::read_to_string(err.path()).unwrap_or_default());
-    Measured {
-        name: name.to_string(),
-        seconds,
-        peak_rss_kib: usage.ru_maxrss,
-        stderr: std::fs::read_to_string(err.path()).unwrap_or_default(),
-        stdout: std::fs::read_to_string(out.path()).unwrap_or_default(),
-    }
-}
-
-/// The bundled sample's trips, sorted by dropoff (event) time.
-fn sample_trips(root: &Path) -> Vec<taxiflow::dataflows::Trip> {
-    let mut reader = open_decoded(&root.join("data/nyc-taxi-rides-2013-01-01.csv.gz")).unwrap();
-    let mut csv = CsvLine::new();
-    let mut line = Vec::new();
-    let mut trips = Vec::new();
-    while {
-        line.clear();
-        std::io::BufRead::read_until(&mut reader, b'\n', &mut line).unwrap() > 0
-    } {
-        if let Ok(Record::Trip(t)) = taxi_ride_csv::parse(taxiflow::input::trim_line(&line), &mut csv) {
-            trips.push(t);
-        }
-    }
-    trips.sort_by_key(|t| t.dropoff_ms);
-    trips
-}
-
-fn generate(path: &Path, root: &Path, events: u64) {
-    let trips = sample_trips(root);
-    let first = trips.first().unwrap().dropoff_ms;
-    let span = trips.last().unwrap().dropoff_ms - first + 1;
-    let bar = indicatif::ProgressBar::new(events).with_style(
-        indicatif::ProgressStyle::with_template("generating {bar:40} {pos}/{len} events {per_sec} eta {eta}").unwrap(),
-    );
-    let tmp = path.with_extension("partial");
-    let mut w = BufWriter::with_capacity(1 << 22, std::fs::File::create(&tmp).unwrap());
-    let mut n = 0u64;
-    'copies: for copy in 0.. {
-        let shift = copy * span;
-        for t in &trips {
-            if n == events {
-                break 'copies;
-            }
-            n += 1;
-            writeln!(
-                w,
-                r#"{{"type":"trip","trip_id":{},"pickup_latitude":{},"pickup_longitude":{},"dropoff_latitude":{},"dropoff_longitude":{},"pickup_datetime":"{}","dropoff_datetime":"{}","passenger_count":1,"total_amount":{}}}"#,
-                n,
-                t.pickup.lat,
-                t.pickup.lon,
-                t.dropoff.lat,
-                t.dropoff.lon,
-                format_timestamp_ms(t.pickup_ms + shift),
-                format_timestamp_ms(t.dropoff_ms + shift),
-                10.5
-            )
-            .unwrap();
-            if n.is_multiple_of(10_000) {
-                // Trips are in dropoff order, so every trip up to one ms before this one has been written.
-                writeln!(w, r#"{{"type":"watermark","watermark":"{}"}}"#, format_timestamp_ms(t.dropoff_ms + shift - 1)).unwrap();
-                bar.set_position(n);
-            }
-        }
-    }
-    w.flush().unwrap();
-    drop(w);
-    std::fs::rename(&tmp, path).unwrap();
-    bar.finish();
-}
+use common::{generate, measure, Measured};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

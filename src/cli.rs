@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compute pickup hot spots and airport trip durations in event time.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Replay trips from files into Kafka, paced in event time, with watermark records (spec §2).
     Replay(ReplayArgs),
 }
@@ -108,9 +108,13 @@ pub struct RunArgs {
     /// The msf profile sets 2m.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub max_out_of_orderness: Option<Duration>,
-    /// Where results go: file://DIR or stdout.
+    /// Where results go: file://DIR, stdout, kafka://BROKER/TOPIC, or Elasticsearch/OpenSearch at
+    /// es+https://HOST[:PORT] (es+http:// without TLS).
     #[arg(long, default_value = "file://out")]
     pub sink: SinkSpec,
+    /// Elasticsearch sink flags.
+    #[command(flatten)]
+    pub es: crate::elasticsearch::args::EsArgs,
     /// Serve Prometheus metrics on HOST:PORT at /metrics.
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<SocketAddr>,
@@ -218,7 +222,12 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             };
             ctrlc::set_handler(|| crate::run::STOP.store(true, std::sync::atomic::Ordering::Relaxed))
                 .map_err(|e| anyhow::anyhow!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
-            let options = RunOptions { source, format: args.format, settings, sink: args.sink.clone(), timely, min_split_bytes: args.min_split_bytes, max_split_bytes: args.max_split_bytes };
+            let mut sink = args.sink.clone();
+            match &mut sink {
+                SinkSpec::Elasticsearch(options) => args.es.apply(options)?,
+                _ => args.es.reject_for_other_sinks()?,
+            }
+            let options = RunOptions { source, format: args.format, settings, sink, timely, min_split_bytes: args.min_split_bytes, max_split_bytes: args.max_split_bytes };
             let report = run(options)?;
             if let Some(totals) = report.totals {
                 let line = totals.summary_line(report.elapsed.as_secs_f64());

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// `reason` is `"late"` for a trip behind its partition's watermark (then `event_time` and `watermark` are
 /// set, ms since the Unix epoch), `"malformed: …"` for a record that cannot be parsed, or `"unreadable: …"`
-/// when the rest of a file cannot be read (I/O or decompression error).
+/// when the rest of a file cannot be read (I/O or decompression error), or `"rejected by the cluster: …"` for
+/// a result document Elasticsearch refused (with its status and reason).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// Why the record is here.
@@ -25,4 +26,19 @@ pub struct DeadLetter {
     /// Watermark a late trip is behind.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watermark: Option<u64>,
+    /// The `_id` of a result document the Elasticsearch sink could not index (then `source` is the index,
+    /// `record` the document, `line` and `offset` 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<String>,
+}
+
+impl DeadLetter {
+    /// The dead letter's own id: `source@offset` for input records, `rejected:<document id>` for refused
+    /// documents.
+    pub fn key(&self) -> String {
+        match &self.document_id {
+            Some(id) => format!("rejected:{id}"),
+            None => format!("{}@{}", self.source, self.offset),
+        }
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod dead_letter;
+pub mod elasticsearch;
 pub mod file_source;
 pub mod input;
 pub mod metrics;

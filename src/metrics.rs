@@ -10,6 +10,13 @@
 //! | `taxiflow_documents_out_total` | counter | index | documents and dead letters written |
 //! | `taxiflow_input_watermark_ms` | gauge | worker | the source's watermark, ms since the Unix epoch |
 //! | `taxiflow_output_watermark_ms` | gauge | stream | last event time released to the sink, ms since the Unix epoch |
+//! | `taxiflow_es_bulk_requests_total` | counter | outcome (`ok`, `retry`, `refused`, `too_large`) | Elasticsearch bulk requests by answer |
+//! | `taxiflow_es_documents_indexed_total` | counter | index | documents the cluster acknowledged |
+//! | `taxiflow_es_item_failures_total` | counter | status | bulk items that failed, by HTTP status |
+//! | `taxiflow_es_retries_total` | counter | scope (`item`, `request`) | items and whole requests sent again |
+//! | `taxiflow_es_bulk_request_seconds` | histogram (summary) | | bulk request latency, seconds |
+//! | `taxiflow_es_bulk_in_flight` | gauge | | bulk requests in flight (≤ `--bulk-concurrency`) |
+//! | `taxiflow_sink_acknowledged_below_ms` | gauge | | every document released at a dataflow time below this is acknowledged |
 
 use std::net::SocketAddr;
 

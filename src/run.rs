@@ -120,10 +120,10 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
                     .unwrap_or_else(|e| panic!("worker {index}: {e:#}")),
             };
             let job = build_job(trips, &settings, filtered.clone());
-            let with_index = SinkWriter::wants_index_field(&sink);
-            write_stream(job.pickup_counts, "pickup_count", with_index, writer.clone(), totals.clone());
-            write_stream(job.trip_durations, "trip_duration", with_index, writer.clone(), totals.clone());
-            write_stream(dead_letters, "dead_letter", with_index, writer.clone(), totals.clone());
+            let shape = SinkWriter::shape(&sink);
+            write_stream(job.pickup_counts, "pickup_count", shape, writer.clone());
+            write_stream(job.trip_durations, "trip_duration", shape, writer.clone());
+            write_stream(dead_letters, "dead_letter", shape, writer.clone());
         });
         // step_or_park sleeps until there is work (or 10 ms), so this loop does not spin.
         loop {
@@ -132,7 +132,11 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
             }
         }
         if let Some(w) = &writer {
-            w.borrow_mut().finish().map_err(|e| format!("{e:#}"))?;
+            let written = w.borrow_mut().finish().map_err(|e| format!("{e:#}"))?;
+            let mut t = totals.borrow_mut();
+            t.pickup_count_documents = written.pickup_count;
+            t.trip_duration_documents = written.trip_duration;
+            t.dead_letters = written.dead_letters;
         }
         if STOP.load(Ordering::Relaxed) {
             // Stopped: drop the dataflows (timely would otherwise keep stepping an unbounded source after this

@@ -1,4 +1,5 @@
-//! Sinks for result documents and dead letters: `file://DIR` (the default, `out/`) and `stdout`.
+//! Sinks for result documents and dead letters: `file://DIR` (the default, `out/`), `stdout`,
+//! `kafka://BROKER/TOPIC` and `es+https://HOST` (Elasticsearch/OpenSearch, see [`crate::elasticsearch`]).
 //!
 //! Documents and dead letters are serialized to JSON on the worker that produced them, then routed to worker 0
 //! of process 0, which writes them. A time's documents are written when the sink's input frontier passes that
@@ -7,7 +8,8 @@
 //!
 //! File layout: `DIR/pickup_count.jsonl`, `DIR/trip_duration.jsonl` (one document per line: the fields of
 //! spec §4 plus `_id`) and `DIR/dead_letter.jsonl` (see [`DeadLetter`]). The files are truncated at start.
-//! `stdout` prints the same lines with an `_index` field added.
+//! `stdout` prints the same lines with an `_index` field added. The Elasticsearch sink indexes each document
+//! under its `_id` (the source then has no `_id` field) and dead letters into the `dead_letter` index.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -24,7 +26,6 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
 use crate::dead_letter::DeadLetter;
-use crate::summary::Totals;
 
 /// Name of the dead-letter file stem / index.
 pub const DEAD_LETTER_INDEX: &str = "dead_letter";
@@ -38,11 +39,13 @@ pub enum SinkSpec {
     Stdout,
     /// `kafka://BROKER/TOPIC`: JSON values keyed by `_id` (see `kafka::sink`).
     Kafka(crate::kafka::KafkaTopic),
+    /// `es+https://HOST[:PORT]` or `es+http://…`: bulk-indexed into Elasticsearch/OpenSearch.
+    Elasticsearch(Box<crate::elasticsearch::EsOptions>),
 }
 
 impl std::str::FromStr for SinkSpec {
     type Err = String;
-    /// Parses `file://DIR` or `stdout`.
+    /// Parses `file://DIR`, `stdout`, `kafka://BROKER/TOPIC` or `es+http(s)://HOST[:PORT]`.
     fn from_str(s: &str) -> Result<Self, String> {
         if s == "stdout" {
             Ok(SinkSpec::Stdout)
@@ -53,23 +56,61 @@ impl std::str::FromStr for SinkSpec {
             Ok(SinkSpec::File(PathBuf::from(dir)))
         } else if s.starts_with("kafka://") {
             crate::kafka::KafkaTopic::parse(s, "--sink").map(SinkSpec::Kafka).map_err(|e| e.to_string())
+        } else if s.starts_with("es+") {
+            crate::elasticsearch::EsOptions::parse(s).map(|o| SinkSpec::Elasticsearch(Box::new(o))).map_err(|e| e.to_string())
         } else {
-            Err(format!("unsupported sink {s:?}: expected file://DIR, stdout or kafka://BROKER/TOPIC"))
+            Err(format!("unsupported sink {s:?}: expected file://DIR, stdout, kafka://BROKER/TOPIC or es+https://HOST[:PORT]"))
         }
     }
 }
 
-/// The writer of worker 0: files or standard output. The first write error is kept and reported at the end of
-/// the run (the job then exits non-zero); nothing after it is claimed as written.
+/// The writer of worker 0. The first write error is kept, the job is stopped (see [`crate::run::STOP`]) and the
+/// error reported at the end of the run (the job then exits non-zero); nothing after it is claimed as written.
 pub struct SinkWriter {
     target: Target,
     error: Option<String>,
+    written: Written,
 }
 
 enum Target {
     Files(Vec<(&'static str, BufWriter<File>)>),
     Stdout(BufWriter<std::io::Stdout>),
     Kafka(crate::kafka::sink::KafkaSink),
+    Elasticsearch(Box<crate::elasticsearch::EsSink>),
+}
+
+/// Records written per output: for files and standard output when written, for Kafka when handed to the
+/// producer (delivery failures fail the run), for Elasticsearch when the cluster acknowledged them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// `pickup_count` documents.
+    pub pickup_count: u64,
+    /// `trip_duration` documents.
+    pub trip_duration: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+}
+
+impl Written {
+    /// Counts one record of `index`.
+    pub fn add(&mut self, index: IndexName) {
+        match index {
+            IndexName::PickupCount => self.pickup_count += 1,
+            IndexName::TripDuration => self.trip_duration += 1,
+            IndexName::DeadLetter => self.dead_letters += 1,
+        }
+    }
+}
+
+/// How a record is serialized for a sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// The record's fields (documents with `_id`): files.
+    Plain,
+    /// With an `_index` field added: standard output and Kafka mix the outputs.
+    WithIndex,
+    /// Without `_id`, which Elasticsearch takes from the bulk action, not from the source.
+    Source,
 }
 
 #[derive(Serialize)]
@@ -80,14 +121,16 @@ struct Indexed<'a, D: Serialize> {
 }
 
 impl SinkWriter {
-    /// Opens the sink: creates `DIR` and truncates the three files.
+    /// Opens the sink: creates `DIR` and truncates the three files; connects to Kafka; connects to
+    /// Elasticsearch and creates its templates and indices.
     ///
     /// # Errors
-    /// `--sink`: the directory or a file cannot be created.
+    /// `--sink`: the directory or a file cannot be created, the brokers or the cluster cannot be reached.
     pub fn open(spec: &SinkSpec) -> anyhow::Result<SinkWriter> {
         let target = match spec {
             SinkSpec::Stdout => Target::Stdout(BufWriter::new(std::io::stdout())),
             SinkSpec::Kafka(topic) => Target::Kafka(crate::kafka::sink::KafkaSink::open(topic, std::time::Duration::from_secs(30))?),
+            SinkSpec::Elasticsearch(options) => Target::Elasticsearch(Box::new(crate::elasticsearch::EsSink::open(options)?)),
             SinkSpec::File(dir) => {
                 std::fs::create_dir_all(dir).with_context(|| format!("--sink: cannot create directory {}", dir.display()))?;
                 let mut files = Vec::new();
@@ -99,20 +142,25 @@ impl SinkWriter {
                 Target::Files(files)
             }
         };
-        Ok(SinkWriter { target, error: None })
+        Ok(SinkWriter { target, error: None, written: Written::default() })
     }
 
-    /// Whether records need an `_index` field (standard output and Kafka mix the indices).
-    pub fn wants_index_field(spec: &SinkSpec) -> bool {
-        matches!(spec, SinkSpec::Stdout | SinkSpec::Kafka(_))
+    /// How records are serialized for this sink.
+    pub fn shape(spec: &SinkSpec) -> Shape {
+        match spec {
+            SinkSpec::File(_) => Shape::Plain,
+            SinkSpec::Stdout | SinkSpec::Kafka(_) => Shape::WithIndex,
+            SinkSpec::Elasticsearch(_) => Shape::Source,
+        }
     }
 
-    /// Writes one record of `index` (a JSON value without newline, keyed by `key` where the sink has keys);
-    /// returns whether it was written.
-    pub fn write(&mut self, index: IndexName, key: &str, json: &str) -> bool {
+    /// Writes one record released at dataflow `time`; returns whether it was written (or, for Elasticsearch,
+    /// handed over: it counts as written once acknowledged).
+    pub fn write(&mut self, time: u64, line: SinkLine) -> bool {
         if self.error.is_some() {
             return false;
         }
+        let index = line.index;
         let w: &mut dyn Write = match &mut self.target {
             Target::Files(files) => {
                 let (_, w) = files.iter_mut().find(|(i, _)| *i == index.as_str()).expect("every index has a file");
@@ -120,12 +168,16 @@ impl SinkWriter {
             }
             Target::Stdout(w) => w,
             Target::Kafka(k) => {
-                let result = k.send(key, json).map_err(|e| std::io::Error::other(format!("{e:#}")));
-                return self.check(result);
+                let result = k.send(&line.key, &line.json).map_err(|e| std::io::Error::other(format!("{e:#}")));
+                return self.check(index, result);
+            }
+            Target::Elasticsearch(es) => {
+                let result = es.write(index, time, line.window_start, &line.key, line.json).map_err(|e| std::io::Error::other(format!("{e:#}")));
+                return self.check_handed_over(result);
             }
         };
-        let result = w.write_all(json.as_bytes()).and_then(|_| w.write_all(b"\n"));
-        self.check(result)
+        let result = w.write_all(line.json.as_bytes()).and_then(|_| w.write_all(b"\n"));
+        self.check(index, result)
     }
 
     /// Flushes buffered lines to the files or standard output.
@@ -133,37 +185,57 @@ impl SinkWriter {
         let result = match &mut self.target {
             Target::Files(files) => files.iter_mut().try_for_each(|(_, w)| w.flush()),
             Target::Stdout(w) => w.flush(),
-            Target::Kafka(_) => Ok(()),
+            // The bulk timer sends what is buffered; flushing here would wait for every answer.
+            Target::Kafka(_) | Target::Elasticsearch(_) => Ok(()),
         };
-        self.check(result);
+        self.check_handed_over(result);
     }
 
-    fn check(&mut self, result: std::io::Result<()>) -> bool {
+    fn check(&mut self, index: IndexName, result: std::io::Result<()>) -> bool {
+        let ok = self.check_handed_over(result);
+        if ok {
+            self.written.add(index);
+            metrics::counter!("taxiflow_documents_out_total", "index" => index.as_str()).increment(1);
+        }
+        ok
+    }
+
+    fn check_handed_over(&mut self, result: std::io::Result<()>) -> bool {
         match result {
             Ok(()) => true,
             Err(e) => {
-                tracing::error!(error = %e, "sink write failed");
+                tracing::error!(error = %e, "sink write failed; stopping the job");
                 self.error.get_or_insert_with(|| e.to_string());
+                crate::run::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
                 false
             }
         }
     }
 
-    /// The first write error, if any.
+    /// Flushes and closes the sink (Elasticsearch: sends everything buffered and waits for the answers) and
+    /// returns what was written.
     ///
     /// # Errors
     /// The sink failed to write; the output is incomplete.
-    pub fn finish(&mut self) -> anyhow::Result<()> {
+    pub fn finish(&mut self) -> anyhow::Result<Written> {
         self.flush();
-        if let Target::Kafka(k) = &self.target {
-            if let Err(e) = k.finish(std::time::Duration::from_secs(60)) {
-                self.error.get_or_insert_with(|| format!("{e:#}"));
+        match &mut self.target {
+            Target::Kafka(k) => {
+                if let Err(e) = k.finish(std::time::Duration::from_secs(60)) {
+                    self.error.get_or_insert_with(|| format!("{e:#}"));
+                }
             }
+            Target::Elasticsearch(es) => match es.finish() {
+                Ok(acknowledged) => self.written = acknowledged,
+                // The sink's own first error, with the number of documents left unacknowledged.
+                Err(e) => self.error = Some(format!("{e:#}")),
+            },
+            Target::Files(_) | Target::Stdout(_) => {}
         }
         if let Some(e) = &self.error {
             bail!("--sink: write failed, output is incomplete: {e}");
         }
-        Ok(())
+        Ok(self.written)
     }
 }
 
@@ -195,8 +267,12 @@ pub trait SinkRecord: Serialize + 'static {
     const INDEX: IndexName;
     /// Sort key within one timestamp of the stream, for deterministic files: a number, then [`Self::key`].
     fn order(&self) -> i64;
-    /// The record's key: a document's `_id`, a dead letter's `source@offset`.
+    /// The record's key: a document's `_id`, a dead letter's [`DeadLetter::key`].
     fn key(&self) -> String;
+    /// Start of the record's window, ms since the Unix epoch (documents only).
+    fn window_start(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl SinkRecord for taxiflow_dataflows::PickupCount {
@@ -206,6 +282,9 @@ impl SinkRecord for taxiflow_dataflows::PickupCount {
     }
     fn key(&self) -> String {
         self.id.clone()
+    }
+    fn window_start(&self) -> Option<i64> {
+        taxiflow_dataflows::documents::window_start_of_id(&self.id)
     }
 }
 
@@ -217,6 +296,9 @@ impl SinkRecord for taxiflow_dataflows::TripDuration {
     fn key(&self) -> String {
         self.id.clone()
     }
+    fn window_start(&self) -> Option<i64> {
+        taxiflow_dataflows::documents::window_start_of_id(&self.id)
+    }
 }
 
 impl SinkRecord for DeadLetter {
@@ -225,7 +307,7 @@ impl SinkRecord for DeadLetter {
         self.offset as i64
     }
     fn key(&self) -> String {
-        format!("{}@{}", self.source, self.offset)
+        DeadLetter::key(self)
     }
 }
 
@@ -240,30 +322,37 @@ pub struct SinkLine {
     pub key: String,
     /// The JSON line, without newline.
     pub json: String,
+    /// Start of the document's window (ms since the Unix epoch), for date-suffixed index names.
+    pub window_start: Option<i64>,
 }
 
-/// Serializes `stream` on the workers that produced it, routes the lines to worker 0 and writes them there
-/// with `writer` (which only worker 0 has), releasing each timestamp's lines once the input frontier has passed
-/// it. With `with_index`, each line gets an `_index` field. Written records are counted into `totals`.
-pub fn write_stream<'s, R: SinkRecord>(
-    stream: StreamVec<'s, u64, R>,
-    name: &str,
-    with_index: bool,
-    writer: Option<Rc<RefCell<SinkWriter>>>,
-    totals: Rc<RefCell<Totals>>,
-) {
+/// Serializes `stream` on the workers that produced it (in `shape`), routes the lines to worker 0 and writes
+/// them there with `writer` (which only worker 0 has), releasing each timestamp's lines once the input
+/// frontier has passed it (dead letters at once). The writer counts what it wrote (see [`Written`]).
+pub fn write_stream<'s, R: SinkRecord>(stream: StreamVec<'s, u64, R>, name: &str, shape: Shape, writer: Option<Rc<RefCell<SinkWriter>>>) {
     let lines: StreamVec<'s, u64, SinkLine> = stream.unary(Pipeline, &format!("{name}.serialize"), move |_capability, _info| {
         move |input, output| {
             input.for_each_time(|time, batches| {
                 let mut session = output.session(&time);
                 for batch in batches {
                     for record in batch.drain(..) {
-                        let json = if with_index {
-                            serde_json::to_string(&Indexed { _index: R::INDEX.as_str(), doc: &record })
-                        } else {
-                            serde_json::to_string(&record)
+                        let json = match shape {
+                            Shape::Plain => serde_json::to_string(&record),
+                            Shape::WithIndex => serde_json::to_string(&Indexed { _index: R::INDEX.as_str(), doc: &record }),
+                            Shape::Source => serde_json::to_value(&record).and_then(|mut v| {
+                                if let Some(fields) = v.as_object_mut() {
+                                    fields.remove("_id");
+                                }
+                                serde_json::to_string(&v)
+                            }),
                         };
-                        session.give(SinkLine { index: R::INDEX, order: record.order(), key: record.key(), json: json.expect("documents serialize") });
+                        session.give(SinkLine {
+                            index: R::INDEX,
+                            order: record.order(),
+                            key: record.key(),
+                            json: json.expect("documents serialize"),
+                            window_start: record.window_start(),
+                        });
                     }
                 }
             });
@@ -290,19 +379,9 @@ pub fn write_stream<'s, R: SinkRecord>(
             records.sort_unstable_by(|a, b| (a.order, &a.key).cmp(&(b.order, &b.key)));
             if let Some(writer) = &writer {
                 let mut w = writer.borrow_mut();
-                let mut written = 0u64;
-                for r in &records {
-                    if w.write(r.index, &r.key, &r.json) {
-                        written += 1;
-                    }
+                for r in records {
+                    w.write(time, r);
                 }
-                let mut t = totals.borrow_mut();
-                match R::INDEX {
-                    IndexName::PickupCount => t.pickup_count_documents += written,
-                    IndexName::TripDuration => t.trip_duration_documents += written,
-                    IndexName::DeadLetter => t.dead_letters += written,
-                }
-                metrics::counter!("taxiflow_documents_out_total", "index" => label.clone()).increment(written);
             }
             metrics::gauge!("taxiflow_output_watermark_ms", "stream" => label.clone()).set(time as f64);
             released = true;
@@ -324,7 +403,9 @@ mod tests {
         assert_eq!("stdout".parse::<SinkSpec>(), Ok(SinkSpec::Stdout));
         assert_eq!("file://out".parse::<SinkSpec>(), Ok(SinkSpec::File("out".into())));
         assert!("file://".parse::<SinkSpec>().is_err());
-        assert!("kinesis://s".parse::<SinkSpec>().unwrap_err().contains("file://DIR, stdout or kafka://BROKER/TOPIC"));
+        assert!("kinesis://s".parse::<SinkSpec>().unwrap_err().contains("file://DIR, stdout, kafka://BROKER/TOPIC or es+https://HOST[:PORT]"));
+        assert!(matches!("es+http://127.0.0.1:9200".parse::<SinkSpec>(), Ok(SinkSpec::Elasticsearch(_))));
+        assert!("es+ftp://h".parse::<SinkSpec>().is_err());
         assert!("kafka://b:1/t".parse::<SinkSpec>().is_ok());
         assert!("kafka://b/t".parse::<SinkSpec>().unwrap_err().contains("--sink"));
     }

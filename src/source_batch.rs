@@ -66,6 +66,7 @@ impl SourceBatch {
                             record: String::from_utf8_lossy(raw).into_owned(),
                             event_time: Some(t),
                             watermark: Some(watermark),
+                            document_id: None,
                         });
                     }
                 }
@@ -86,6 +87,7 @@ impl SourceBatch {
                     record: String::from_utf8_lossy(raw).into_owned(),
                     event_time: None,
                     watermark: None,
+                    document_id: None,
                 });
             }
         }
@@ -102,6 +104,7 @@ impl SourceBatch {
             record: String::new(),
             event_time: None,
             watermark: None,
+            document_id: None,
         });
     }
 

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -163,9 +162,6 @@ proptest! {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[test]
 fn four_threads_equal_batch_recomputation() {
@@ -190,7 +186,7 @@ fn two_processes_equal_batch_recomputation() {
         let expected = naive(&input, &s);
         assert!(!expected.late.is_empty() && !expected.pickup_count.is_empty(), "the input exercises late trips");
         let hostfile = dir.path().join("hosts");
-        std::fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
+        std::fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", common::free_port(), common::free_port())).unwrap();
         let out = dir.path().join("out");
         let mut children: Vec<_> = (0..2)
             .map(|p| {

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,11 +25,7 @@ impl Broker {
             .stderr(Stdio::null())
             .spawn()
             .expect("scripts/kafka-broker.sh starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "broker did not listen on {port} (is noida-db installed? pip install noida-db)");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::wait_listening(port, "the broker (pip install noida-db)");
         Broker { child, port }
     }
 
@@ -60,10 +55,6 @@ impl Drop for Broker {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     let t = taxiflow::kafka::KafkaTopic { brokers: brokers.to_string(), topic: topic.to_string() };
     taxiflow::kafka::create_topic(&t, partitions, Duration::from_secs(10)).expect("topic created");
@@ -83,7 +74,7 @@ fn replay_then_run_through_a_real_broker() {
     let sample = common::root().join("data/nyc-taxi-rides-2013-01-01.csv.gz");
     let file_out = dir.path().join("file");
     common::run_to_dir(&["--input", sample.to_str().unwrap()], &file_out);
-    let broker = Broker::start(free_port(), &dir.path().join("broker"));
+    let broker = Broker::start(common::free_port(), &dir.path().join("broker"));
     create_topic(&broker.address(), "trips", 3);
     let url = format!("kafka://{}/trips", broker.address());
     let replay = taxiflow(&["replay", "--to", &url, "--speedup", "max", "--watermark-interval", "100ms", "--input", sample.to_str().unwrap()]);
@@ -111,7 +102,7 @@ fn replay_then_run_through_a_real_broker() {
 fn broker_restart_during_replay_is_survived() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("broker");
-    let port = free_port();
+    let port = common::free_port();
     let mut broker = Broker::start(port, &data);
     create_topic(&broker.address(), "trips", 2);
     let url = format!("kafka://{}/trips", broker.address());
@@ -147,7 +138,7 @@ fn partitions_added_while_running_are_read() {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(free_port(), &dir.path().join("broker"));
+    let broker = Broker::start(common::free_port(), &dir.path().join("broker"));
     create_topic(&broker.address(), "trips", 1);
     let topic = taxiflow::kafka::KafkaTopic { brokers: broker.address(), topic: "trips".into() };
     let t0 = 1_356_998_400_000u64; // 2013-01-01T00:00:00Z

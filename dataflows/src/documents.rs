@@ -36,6 +36,16 @@ pub fn document_id(index: &str, key_parts: &[&str], window: Window) -> String {
     id
 }
 
+/// The window start (ms since the Unix epoch) of a document id made by [`document_id`], or `None` for an id of
+/// another shape.
+pub fn window_start_of_id(id: &str) -> Option<i64> {
+    let mut parts = id.rsplitn(3, '-');
+    let _end: i64 = parts.next()?.parse().ok()?;
+    let start = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some(start)
+}
+
 /// A `pickup_count` document: trips picked up in one geohash cell during one window (spec §4).
 /// JSON: `{"_id", "location": geohash, "pickup_count": long, "timestamp": epoch ms}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +115,9 @@ mod tests {
         let a = document_id(PICKUP_COUNT_INDEX, &["dr5ru7v"], w);
         assert_eq!(a, "pickup_count-dr5ru7v-1357002000000-1357005600000");
         assert_eq!(a, document_id(PICKUP_COUNT_INDEX, &["dr5ru7v"], w));
+        assert_eq!(window_start_of_id(&a), Some(w.start_ms as i64));
+        assert_eq!(window_start_of_id(&document_id(TRIP_DURATION_INDEX, &["dr5ru7", "JFK"], w)), Some(w.start_ms as i64));
+        assert_eq!(window_start_of_id("data/x.csv@12"), None);
         // Other index, key or window: other id.
         assert_ne!(a, document_id(TRIP_DURATION_INDEX, &["dr5ru7v"], w));
         assert_ne!(a, document_id(PICKUP_COUNT_INDEX, &["dr5ru7y"], w));

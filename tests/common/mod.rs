@@ -2,6 +2,9 @@
 //! batch recomputation of the reference job to compare the dataflow with.
 #![allow(dead_code)]
 
+pub mod bulk_server;
+pub mod opensearch;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,6 +17,20 @@ use taxiflow::dataflows::{JobSettings, Progress, Trip};
 /// The `taxiflow` binary built for these tests.
 pub fn taxiflow() -> Command {
     Command::new(env!("CARGO_BIN_EXE_taxiflow"))
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits up to 30 s until something listens on 127.0.0.1:`port`; `what` says what, and how to install it.
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// The repository root.

@@ -1,0 +1,130 @@
+//! Shared by the benchmarks: the generated input file and the measurement of one command.
+#![allow(dead_code)] // each benchmark uses part of it
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Instant;
+
+use taxiflow::input::csv_line::CsvLine;
+use taxiflow::input::{open_decoded, taxi_ride_csv, Record};
+use taxiflow::timestamp::format_timestamp_ms;
+
+/// One measured run.
+pub struct Measured {
+    pub name: String,
+    pub seconds: f64,
+    pub peak_rss_kib: i64,
+    pub stderr: String,
+    pub stdout: String,
+}
+
+/// Runs a command to completion and returns its wall time and peak resident set size (from `wait4`).
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also reports the child's peak RSS
+pub fn measure(name: &str, cmd: &mut Command) -> Measured {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let start = Instant::now();
+    let child = cmd.stdout(out.reopen().unwrap()).stderr(err.reopen().unwrap()).spawn().expect("spawn");
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `usage` is a valid out-parameter.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let seconds = start.elapsed().as_secs_f64();
+    assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{name} failed: {}", std::fs::read_to_string(err.path()).unwrap_or_default());
+    Measured {
+        name: name.to_string(),
+        seconds,
+        peak_rss_kib: usage.ru_maxrss,
+        stderr: std::fs::read_to_string(err.path()).unwrap_or_default(),
+        stdout: std::fs::read_to_string(out.path()).unwrap_or_default(),
+    }
+}
+
+/// The bundled sample's trips, sorted by dropoff (event) time.
+fn sample_trips(root: &Path) -> Vec<taxiflow::dataflows::Trip> {
+    let mut reader = open_decoded(&root.join("data/nyc-taxi-rides-2013-01-01.csv.gz")).unwrap();
+    let mut csv = CsvLine::new();
+    let mut line = Vec::new();
+    let mut trips = Vec::new();
+    while {
+        line.clear();
+        std::io::BufRead::read_until(&mut reader, b'\n', &mut line).unwrap() > 0
+    } {
+        if let Ok(Record::Trip(t)) = taxi_ride_csv::parse(taxiflow::input::trim_line(&line), &mut csv) {
+            trips.push(t);
+        }
+    }
+    trips.sort_by_key(|t| t.dropoff_ms);
+    trips
+}
+
+/// Writes `events` trip events (the bundled 2013 sample repeated forward in time, a watermark record every
+/// 10,000 trips) as JSON lines to `path`.
+pub fn generate(path: &Path, root: &Path, events: u64) {
+    let trips = sample_trips(root);
+    let first = trips.first().unwrap().dropoff_ms;
+    let span = trips.last().unwrap().dropoff_ms - first + 1;
+    let bar = indicatif::ProgressBar::new(events).with_style(
+        indicatif::ProgressStyle::with_template("generating {bar:40} {pos}/{len} events {per_sec} eta {eta}").unwrap(),
+    );
+    let tmp = path.with_extension("partial");
+    let mut w = BufWriter::with_capacity(1 << 22, std::fs::File::create(&tmp).unwrap());
+    let mut n = 0u64;
+    'copies: for copy in 0.. {
+        let shift = copy * span;
+        for t in &trips {
+            if n == events {
+                break 'copies;
+            }
+            n += 1;
+            writeln!(
+                w,
+                r#"{{"type":"trip","trip_id":{},"pickup_latitude":{},"pickup_longitude":{},"dropoff_latitude":{},"dropoff_longitude":{},"pickup_datetime":"{}","dropoff_datetime":"{}","passenger_count":1,"total_amount":{}}}"#,
+                n,
+                t.pickup.lat,
+                t.pickup.lon,
+                t.dropoff.lat,
+                t.dropoff.lon,
+                format_timestamp_ms(t.pickup_ms + shift),
+                format_timestamp_ms(t.dropoff_ms + shift),
+                10.5
+            )
+            .unwrap();
+            if n.is_multiple_of(10_000) {
+                // Trips are in dropoff order, so every trip up to one ms before this one has been written.
+                writeln!(w, r#"{{"type":"watermark","watermark":"{}"}}"#, format_timestamp_ms(t.dropoff_ms + shift - 1)).unwrap();
+                bar.set_position(n);
+            }
+        }
+    }
+    w.flush().unwrap();
+    drop(w);
+    std::fs::rename(&tmp, path).unwrap();
+    bar.finish();
+}
+
+
+/// A child process killed when dropped (servers the benchmarks start).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits up to 30 s until something listens on 127.0.0.1:`port`; `what` names it (and how to install it).
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
