@@ -10,6 +10,7 @@ use taxiflow_dataflows::{JobSettings, Profile, Progress, TumblingWindow};
 
 use crate::input::FormatChoice;
 use crate::kafka::source::KafkaSourceOptions;
+use crate::kinesis::source::KinesisSourceOptions;
 use crate::kafka::KafkaTopic;
 use crate::replay::ReplayOptions;
 use crate::run::{run, RunOptions, SourceSpec};
@@ -43,9 +44,15 @@ pub struct ReplayArgs {
     /// Input format; `auto` detects it from each file's first line.
     #[arg(long, value_enum, default_value = "auto")]
     pub format: FormatChoice,
-    /// Destination: kafka://BROKER[,BROKER]/TOPIC (the topic must exist).
+    /// Destination: kafka://BROKER[,BROKER]/TOPIC or kinesis://STREAM (the topic or stream must exist).
     #[arg(long)]
     pub to: String,
+    /// Kinesis: how often the shard list is read again (watermarks go to every open shard).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shard_refresh_interval: Duration,
+    /// AWS settings (Kinesis).
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
     /// Event time runs this many times faster than wall time; `max` for no pacing.
     #[arg(long, default_value = "3600")]
     pub speedup: crate::replay::Speedup,
@@ -74,15 +81,23 @@ pub struct RunArgs {
     /// bundled real NYC samples in `data/`.
     #[arg(long = "input", value_name = "PATH", conflicts_with = "source")]
     pub inputs: Vec<PathBuf>,
-    /// Read trip and watermark events from a stream instead of files: kafka://BROKER[,BROKER]/TOPIC.
+    /// Read trip and watermark events from a stream instead of files: kafka://BROKER[,BROKER]/TOPIC or
+    /// kinesis://STREAM.
     #[arg(long)]
     pub source: Option<String>,
     /// Consumer group the Kafka source commits its offsets to (monitoring only).
     #[arg(long, default_value = "taxiflow", requires = "source")]
     pub group: String,
-    /// Where the Kafka source starts.
-    #[arg(long, value_enum, default_value = "earliest", requires = "source")]
-    pub start: crate::kafka::source::StartPosition,
+    /// Where the source starts: earliest (Kinesis: trim-horizon) or latest; Kinesis also at-timestamp:T
+    /// (RFC 3339 or ms since the Unix epoch).
+    #[arg(long, default_value = "earliest", requires = "source")]
+    pub start: String,
+    /// Kinesis: how often the shard list is read again (new shards after a resharding).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shard_refresh_interval: Duration,
+    /// Kinesis: the least time between two GetRecords calls on one shard (the service allows 5 per second).
+    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
     /// Bounded read: finish at the end offsets of all partitions taken at start, then close all windows.
     #[arg(long, value_enum, requires = "source")]
     pub stop_at: Option<StopAt>,
@@ -115,6 +130,9 @@ pub struct RunArgs {
     /// Elasticsearch sink flags.
     #[command(flatten)]
     pub es: crate::elasticsearch::args::EsArgs,
+    /// AWS settings (Kinesis source, SigV4 signing).
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
     /// Serve Prometheus metrics on HOST:PORT at /metrics.
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<SocketAddr>,
@@ -211,10 +229,23 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             }
             let source = match &args.source {
                 None => SourceSpec::Files(args.inputs()?),
+                Some(url) if url.starts_with("kinesis://") => SourceSpec::Kinesis(KinesisSourceOptions {
+                    stream: crate::kinesis::KinesisStream::parse(url, "--source")?,
+                    aws: args.aws.clone(),
+                    start: args.start.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+                    stop_at_latest: args.stop_at == Some(StopAt::Latest),
+                    idle_timeout: args.idle_timeout,
+                    shard_refresh: args.shard_refresh_interval,
+                    poll_interval: args.poll_interval,
+                }),
                 Some(url) => SourceSpec::Kafka(KafkaSourceOptions {
                     topic: KafkaTopic::parse(url, "--source")?,
                     group: args.group.clone(),
-                    start: args.start,
+                    start: match args.start.as_str() {
+                        "earliest" | "trim-horizon" => crate::kafka::source::StartPosition::Earliest,
+                        "latest" => crate::kafka::source::StartPosition::Latest,
+                        other => bail!("--start {other:?}: a Kafka source starts at earliest or latest"),
+                    },
                     stop_at_latest: args.stop_at == Some(StopAt::Latest),
                     idle_timeout: args.idle_timeout,
                     timeout: Duration::from_secs(30),
@@ -224,7 +255,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
             let mut sink = args.sink.clone();
             match &mut sink {
-                SinkSpec::Elasticsearch(options) => args.es.apply(options)?,
+                SinkSpec::Elasticsearch(options) => args.es.apply(options, args.aws.region.as_deref())?,
                 _ => args.es.reject_for_other_sinks()?,
             }
             let options = RunOptions { source, format: args.format, settings, sink, timely, min_split_bytes: args.min_split_bytes, max_split_bytes: args.max_split_bytes };
@@ -244,7 +275,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
             let options = ReplayOptions {
                 inputs,
                 format: args.format,
-                to: KafkaTopic::parse(&args.to, "--to")?,
+                to: crate::replay::Destination::parse(&args.to, &args.aws, args.shard_refresh_interval)?,
                 speedup: args.speedup,
                 repeat: args.repeat,
                 watermark_interval: args.watermark_interval,

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod aws;
 pub mod cli;
 pub mod dead_letter;
 pub mod elasticsearch;
@@ -13,6 +14,7 @@ pub mod file_source;
 pub mod input;
 pub mod metrics;
 pub mod kafka;
+pub mod kinesis;
 pub mod replay;
 pub mod run;
 pub mod sink;

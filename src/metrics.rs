@@ -10,6 +10,9 @@
 //! | `taxiflow_documents_out_total` | counter | index | documents and dead letters written |
 //! | `taxiflow_input_watermark_ms` | gauge | worker | the source's watermark, ms since the Unix epoch |
 //! | `taxiflow_output_watermark_ms` | gauge | stream | last event time released to the sink, ms since the Unix epoch |
+//! | `taxiflow_kafka_consumer_lag_records` | gauge | partition | end offset minus next offset of the Kafka source |
+//! | `taxiflow_kafka_millis_behind_latest` | gauge | partition | now minus the broker time of the last record read, while behind |
+//! | `taxiflow_kafka_offsets_skipped_total` | counter | partition | offsets the broker no longer had (retention) |
 //! | `taxiflow_es_bulk_requests_total` | counter | outcome (`ok`, `retry`, `refused`, `too_large`) | Elasticsearch bulk requests by answer |
 //! | `taxiflow_es_documents_indexed_total` | counter | index | documents the cluster acknowledged |
 //! | `taxiflow_es_item_failures_total` | counter | status | bulk items that failed, by HTTP status |
@@ -17,6 +20,11 @@
 //! | `taxiflow_es_bulk_request_seconds` | histogram (summary) | | bulk request latency, seconds |
 //! | `taxiflow_es_bulk_in_flight` | gauge | | bulk requests in flight (≤ `--bulk-concurrency`) |
 //! | `taxiflow_sink_acknowledged_below_ms` | gauge | | every document released at a dataflow time below this is acknowledged |
+//! | `taxiflow_kinesis_millis_behind_latest` | gauge | shard | `MillisBehindLatest` of the last `GetRecords` |
+//! | `taxiflow_kinesis_iterator_age_ms` | gauge | shard | now minus the arrival time of the last record read (0 when caught up) |
+//! | `taxiflow_kinesis_records_total` | counter | shard | Kinesis records read |
+//! | `taxiflow_kinesis_throttles_total` | counter | shard | `GetRecords` calls throttled |
+//! | `taxiflow_kinesis_put_failures_total` | counter | code | replay `PutRecords` entries that failed (then sent again) |
 
 use std::net::SocketAddr;
 

@@ -1,13 +1,14 @@
-//! `taxiflow replay`: replays trips from files into a stream, paced in event time (spec §2).
+//! `taxiflow replay`: replays trips from files into a Kafka topic or a Kinesis stream, paced in event time
+//! (spec §2).
 //!
 //! * Pacing: the trip with event time `t` is sent at `start + (t − event time of the first trip) / speedup`
 //!   (`--speedup max`: as fast as the broker takes them; a trip older than the first is sent at once). Replay
 //!   lag is how far behind that schedule the producer is.
 //! * `--repeat N` replays the input N times, each copy shifted forward by the input's time span (largest minus
 //!   smallest event time, plus 1 ms).
-//! * Every `--watermark-interval` a watermark record goes to every partition, with the oldest-in-flight value
-//!   computed from delivery reports; after the last trip is acknowledged a final watermark (the largest event
-//!   time) is sent.
+//! * Every `--watermark-interval` a watermark record goes to every partition (Kafka) or open shard (Kinesis, see
+//!   [`crate::kinesis::producer`]), with the oldest-in-flight value computed from delivery reports; after the
+//!   last trip is acknowledged a final watermark (the largest event time) is sent.
 //! * Trips are counted as replayed only when the broker acknowledged them. Any event whose delivery finally
 //!   failed makes the command exit non-zero with the reason.
 
@@ -20,8 +21,10 @@ use anyhow::{bail, Context};
 use crate::input::csv_line::CsvLine;
 use crate::input::split::{Split, SplitReader};
 use crate::input::{FormatChoice, InputFile, Record};
-use crate::kafka::producer::ReplayProducer;
+use crate::kafka::producer::{Deliveries, ReplayProducer};
 use crate::kafka::KafkaTopic;
+use crate::kinesis::producer::KinesisReplay;
+use crate::kinesis::KinesisStream;
 
 /// How fast to replay.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,7 +56,7 @@ pub struct ReplayOptions {
     /// `--format`.
     pub format: FormatChoice,
     /// `--to`.
-    pub to: KafkaTopic,
+    pub to: Destination,
     /// `--speedup`.
     pub speedup: Speedup,
     /// `--repeat`.
@@ -62,6 +65,113 @@ pub struct ReplayOptions {
     pub watermark_interval: Duration,
     /// How long to wait for the brokers at start and for the last acknowledgements at the end.
     pub timeout: Duration,
+}
+
+/// Where a replay writes (`--to`).
+#[derive(Clone, Debug)]
+pub enum Destination {
+    /// `kafka://BROKER[,BROKER]/TOPIC`.
+    Kafka(KafkaTopic),
+    /// `kinesis://STREAM`, with `--region` and `--endpoint-url`, and the shard list refresh interval.
+    Kinesis(KinesisStream, crate::aws::AwsArgs, Duration),
+}
+
+impl Destination {
+    /// Parses `--to`.
+    ///
+    /// # Errors
+    /// Neither a Kafka nor a Kinesis URL.
+    pub fn parse(url: &str, aws: &crate::aws::AwsArgs, shard_refresh: Duration) -> anyhow::Result<Destination> {
+        if url.starts_with("kinesis://") {
+            Ok(Destination::Kinesis(KinesisStream::parse(url, "--to")?, aws.clone(), shard_refresh))
+        } else {
+            Ok(Destination::Kafka(KafkaTopic::parse(url, "--to")?))
+        }
+    }
+
+    /// The URL, for messages.
+    pub fn url(&self) -> String {
+        match self {
+            Destination::Kafka(t) => format!("kafka://{}/{}", t.brokers, t.topic),
+            Destination::Kinesis(s, ..) => s.url(),
+        }
+    }
+}
+
+/// The producer of a replay.
+enum Producer {
+    Kafka(Box<ReplayProducer>),
+    Kinesis(Box<KinesisReplay>),
+}
+
+impl Producer {
+    fn connect(to: &Destination, timeout: Duration) -> anyhow::Result<Producer> {
+        Ok(match to {
+            Destination::Kafka(topic) => {
+                let p = ReplayProducer::connect(topic, timeout)?;
+                tracing::info!(topic = %topic.topic, partitions = p.partitions(), "replaying");
+                Producer::Kafka(Box::new(p))
+            }
+            Destination::Kinesis(stream, aws, refresh) => {
+                let p = KinesisReplay::connect(stream, aws, *refresh)?;
+                tracing::info!(stream = %stream.name, shards = p.shards(), "replaying");
+                Producer::Kinesis(Box::new(p))
+            }
+        })
+    }
+
+    fn send_trip(&mut self, payload: String, event_time: u64) -> anyhow::Result<()> {
+        match self {
+            Producer::Kafka(p) => {
+                p.send_trip(payload, event_time)?;
+                p.poll(Duration::ZERO);
+                p.resend_rejected().map(|_| ())
+            }
+            Producer::Kinesis(p) => p.send_trip(payload, event_time),
+        }
+    }
+
+    fn acknowledged(&self) -> u64 {
+        match self {
+            Producer::Kafka(p) => p.deliveries().acknowledged,
+            Producer::Kinesis(p) => p.deliveries().acknowledged,
+        }
+    }
+
+    /// Sends the oldest-in-flight watermark to every partition or shard (`last`: the final one, after every
+    /// trip).
+    fn watermark_round(&mut self, report: &mut ReplayReport, last: bool) -> anyhow::Result<()> {
+        let sent = match self {
+            Producer::Kafka(p) => send_watermark(p, last)?,
+            Producer::Kinesis(p) => p.watermark_round(last)?,
+        };
+        report.watermark_rounds += u64::from(sent);
+        Ok(())
+    }
+
+    /// Delivers everything, sends the final watermark, and checks that every trip was acknowledged once.
+    fn finish(&mut self, to: &Destination, timeout: Duration, report: &mut ReplayReport) -> anyhow::Result<()> {
+        if let Producer::Kafka(p) = self {
+            p.flush(timeout)?;
+        }
+        // Everything is acknowledged: the final watermark is the largest event time sent.
+        self.watermark_round(report, true)?;
+        let check = |d: &Deliveries| -> anyhow::Result<u64> {
+            if d.failed > 0 {
+                bail!("--to {}: {} events were not acknowledged: {}", to.url(), d.failed, d.first_error.clone().unwrap_or_default());
+            }
+            d.check_complete().with_context(|| format!("--to {}", to.url()))?;
+            Ok(d.acknowledged)
+        };
+        report.acknowledged = match self {
+            Producer::Kafka(p) => {
+                p.flush(timeout)?;
+                check(&p.deliveries())?
+            }
+            Producer::Kinesis(p) => check(p.deliveries())?,
+        };
+        Ok(())
+    }
 }
 
 /// What a replay did.
@@ -99,16 +209,15 @@ fn for_each_trip(files: &[Arc<InputFile>], mut f: impl FnMut(&taxiflow_dataflows
     Ok(skipped)
 }
 
-/// Replays the inputs into Kafka.
+/// Replays the inputs into Kafka or Kinesis.
 ///
 /// # Errors
-/// An unreadable input, an unreachable broker or unknown topic (naming `--to`), or events whose delivery
-/// failed (with the first reason).
+/// An unreadable input, an unreachable broker or service or unknown topic or stream (naming `--to`), or events
+/// whose delivery failed (with the first reason).
 pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
     let files: Vec<Arc<InputFile>> =
         options.inputs.iter().map(|p| InputFile::inspect(p, options.format).map(Arc::new)).collect::<anyhow::Result<_>>()?;
-    let mut producer = ReplayProducer::connect(&options.to, options.timeout)?;
-    tracing::info!(topic = %options.to.topic, partitions = producer.partitions(), "replaying");
+    let mut producer = Producer::connect(&options.to, options.timeout)?;
 
     // The time span of the input shifts repeated copies; only --repeat needs this extra pass over the input.
     let span = if options.repeat > 1 {
@@ -154,13 +263,11 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
             trip_id += 1;
             let payload = crate::input::json_lines::trip_event_json(&trip, t.trip_id.unwrap_or(trip_id));
             producer.send_trip(payload, trip.event_time())?;
-            producer.poll(Duration::ZERO);
-            producer.resend_rejected()?;
             if Instant::now() >= next_watermark {
-                send_watermark(&mut producer, &mut report)?;
+                producer.watermark_round(&mut report, false)?;
                 next_watermark = Instant::now() + options.watermark_interval;
             }
-            let acknowledged = producer.deliveries().acknowledged;
+            let acknowledged = producer.acknowledged();
             bar.set_position(acknowledged);
             if Instant::now() >= next_log {
                 let rate = acknowledged as f64 / started.elapsed().as_secs_f64();
@@ -175,38 +282,22 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
     if first.is_none() {
         bail!("--input: no trips to replay");
     }
-    producer.flush(options.timeout)?;
-    // Everything is acknowledged: the final watermark is the largest event time sent.
-    send_watermark(&mut producer, &mut report)?;
-    producer.flush(options.timeout)?;
+    producer.finish(&options.to, options.timeout, &mut report)?;
     bar.finish_and_clear();
-    let d = producer.deliveries();
-    if d.failed > 0 {
-        bail!(
-            "--to kafka://{}/{}: {} events were not acknowledged: {}",
-            options.to.brokers,
-            options.to.topic,
-            d.failed,
-            d.first_error.clone().unwrap_or_default()
-        );
-    }
-    d.check_complete().with_context(|| format!("--to kafka://{}/{}", options.to.brokers, options.to.topic))?;
-    report.acknowledged = d.acknowledged;
     Ok(report)
 }
 
 /// Sends the oldest-in-flight watermark to every partition. The partition count is re-read first (short
 /// timeout); when the brokers do not answer, the last known count is used: a broker outage is survived by
 /// librdkafka's retries, and only undeliverable events fail the replay.
-fn send_watermark(producer: &mut ReplayProducer, report: &mut ReplayReport) -> anyhow::Result<()> {
+fn send_watermark(producer: &mut ReplayProducer, last: bool) -> anyhow::Result<bool> {
     producer.poll(Duration::ZERO);
     if let Err(e) = producer.refresh_partitions(Duration::from_secs(1)) {
         tracing::warn!(error = %format!("{e:#}"), partitions = producer.partitions(), "partition count not refreshed");
     }
-    let watermark = producer.deliveries().watermark();
+    let watermark = if last { producer.deliveries().final_watermark() } else { producer.deliveries().watermark() };
     if let Some(w) = watermark {
         producer.send_watermark(w)?;
-        report.watermark_rounds += 1;
     }
-    Ok(())
+    Ok(watermark.is_some())
 }

@@ -27,6 +27,8 @@ pub enum SourceSpec {
     Files(Vec<PathBuf>),
     /// A Kafka topic (`--source kafka://…`).
     Kafka(KafkaSourceOptions),
+    /// A Kinesis stream (`--source kinesis://…`).
+    Kinesis(crate::kinesis::source::KinesisSourceOptions),
 }
 
 /// Set by SIGINT/SIGTERM: workers stop stepping, the sink is flushed, and the run ends without emitting the
@@ -70,11 +72,16 @@ pub struct RunReport {
 pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
     let mut files = Vec::new();
     let no_files = Vec::new();
+    let mut open_shards = 0;
     let paths = match &options.source {
         SourceSpec::Files(paths) => paths,
         SourceSpec::Kafka(kafka) => {
             // Fail fast on an unreachable broker or unknown topic, before any worker starts.
             partition_count(&crate::kafka::source::consumer(kafka)?, &kafka.topic, kafka.timeout)?;
+            &no_files
+        }
+        SourceSpec::Kinesis(kinesis) => {
+            open_shards = crate::kinesis::source::open_shard_count(kinesis)?;
             &no_files
         }
     };
@@ -91,6 +98,9 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
         timely::CommunicationConfig::Cluster { threads, addresses, .. } => threads * addresses.len(),
     };
     let splits = Arc::new(plan_splits(&files, peers, whole_files, options.min_split_bytes, options.max_split_bytes));
+    // Kinesis: workers that read shards, and the shards the dataflow has finished (shared by this process).
+    let shard_readers = peers.min(open_shards).max(1);
+    let finished_shards = crate::kinesis::source::FinishedShards::default();
     let settings = options.settings.clone();
     let sink = options.sink.clone();
     let source = options.source.clone();
@@ -118,6 +128,16 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
                 SourceSpec::Files(_) => file_source(scope, my_splits, settings.progress, totals.clone(), index),
                 SourceSpec::Kafka(kafka) => kafka_source(scope, kafka.clone(), settings.progress, totals.clone(), index, peers)
                     .unwrap_or_else(|e| panic!("worker {index}: {e:#}")),
+                SourceSpec::Kinesis(kinesis) => crate::kinesis::source::kinesis_source(
+                    scope,
+                    kinesis.clone(),
+                    settings.progress,
+                    totals.clone(),
+                    index,
+                    shard_readers,
+                    finished_shards.clone(),
+                )
+                .unwrap_or_else(|e| panic!("worker {index}: {e:#}")),
             };
             let job = build_job(trips, &settings, filtered.clone());
             let shape = SinkWriter::shape(&sink);

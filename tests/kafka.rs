@@ -59,7 +59,7 @@ fn replay_then_run_equals_file_mode() {
         let report = replay(&ReplayOptions {
             inputs: vec![input.clone()],
             format: FormatChoice::Auto,
-            to: topic.clone(),
+            to: taxiflow::replay::Destination::Kafka(topic.clone()),
             speedup: Speedup::Max,
             repeat: 1,
             watermark_interval: Duration::from_millis(20),
@@ -107,7 +107,7 @@ fn unknown_topic_and_bad_urls_fail_naming_the_setting() {
     let e = replay(&ReplayOptions {
         inputs: vec![sample(dir.path())],
         format: FormatChoice::Auto,
-        to: topic,
+        to: taxiflow::replay::Destination::Kafka(topic),
         speedup: Speedup::Max,
         repeat: 1,
         watermark_interval: Duration::from_secs(1),
@@ -232,7 +232,7 @@ fn unbounded_run_emits_closed_windows_and_stops_cleanly_on_sigterm() {
     replay(&ReplayOptions {
         inputs: vec![input],
         format: FormatChoice::Auto,
-        to: topic.clone(),
+        to: taxiflow::replay::Destination::Kafka(topic.clone()),
         speedup: Speedup::Max,
         repeat: 1,
         watermark_interval: Duration::from_millis(50),
@@ -305,7 +305,7 @@ fn repeat_replays_shifted_copies() {
     let report = replay(&ReplayOptions {
         inputs: vec![input],
         format: FormatChoice::Auto,
-        to: topic.clone(),
+        to: taxiflow::replay::Destination::Kafka(topic.clone()),
         speedup: Speedup::Max,
         repeat: 2,
         watermark_interval: Duration::from_millis(20),

@@ -47,7 +47,7 @@ fn consumer_lag_gauges_per_partition() {
     let replayed = replay(&ReplayOptions {
         inputs: vec![input],
         format: FormatChoice::Auto,
-        to: topic.clone(),
+        to: taxiflow::replay::Destination::Kafka(topic.clone()),
         speedup: Speedup::Max,
         repeat: 1,
         watermark_interval: Duration::from_secs(1),

@@ -1,4 +1,5 @@
-//! The `taxiflow run` flags of the Elasticsearch sink (`--es-*`, `--index-*`, `--bulk-*`, `--region`).
+//! The `taxiflow run` flags of the Elasticsearch sink (`--es-*`, `--index-*`, `--bulk-*`; `--region` is in
+//! [`crate::aws::AwsArgs`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,9 +31,6 @@ pub struct EsArgs {
     /// Password for --es-auth basic (from the environment only, so it stays out of process listings).
     #[arg(long, env = "TAXIFLOW_ES_PASSWORD", hide = true, hide_env_values = true)]
     pub es_password: Option<String>,
-    /// AWS region of the domain or collection for --es-auth sigv4 (default: $AWS_REGION).
-    #[arg(long, env = "AWS_REGION")]
-    pub region: Option<String>,
     /// SigV4 service name: es (OpenSearch Service domains) or aoss (OpenSearch Serverless).
     #[arg(long, value_enum)]
     pub es_service: Option<SigV4Service>,
@@ -72,7 +70,7 @@ pub struct EsArgs {
 }
 
 impl EsArgs {
-    /// The flags given, by name (`--region` and the password come from the environment too and are left out).
+    /// The flags given, by name (the password comes from the environment too and is left out).
     fn given(&self) -> Vec<&'static str> {
         let flags = [
             ("--es-auth", self.es_auth.is_some()),
@@ -104,12 +102,12 @@ impl EsArgs {
         Ok(())
     }
 
-    /// Applies the flags to `options` (parsed from `--sink`).
+    /// Applies the flags to `options` (parsed from `--sink`); `region` is `--region` (see [`crate::aws::AwsArgs`]).
     ///
     /// # Errors
     /// Inconsistent or invalid flags, named: basic without user, sigv4 without region, a bad prefix, a backoff
     /// cap below its start, a CA file that does not exist.
-    pub fn apply(&self, options: &mut EsOptions) -> anyhow::Result<()> {
+    pub fn apply(&self, options: &mut EsOptions, region: Option<&str>) -> anyhow::Result<()> {
         let url_credentials = matches!(options.auth, AuthMethod::Basic { .. });
         options.auth = match self.es_auth.unwrap_or(if url_credentials { AuthChoice::Basic } else { AuthChoice::None }) {
             AuthChoice::None => {
@@ -134,7 +132,7 @@ impl EsArgs {
                 if url_credentials || self.es_user.is_some() {
                     bail!("--es-auth sigv4 takes AWS credentials, not a user and password");
                 }
-                let region = self.region.clone().filter(|r| !r.is_empty()).ok_or_else(|| anyhow::anyhow!("--region (or AWS_REGION) is required with --es-auth sigv4"))?;
+                let region = region.filter(|r| !r.is_empty()).map(str::to_string).ok_or_else(|| anyhow::anyhow!("--region (or AWS_REGION) is required with --es-auth sigv4"))?;
                 AuthMethod::SigV4 { region, service: self.es_service.unwrap_or_default() }
             }
         };
@@ -201,39 +199,39 @@ mod tests {
     #[test]
     fn auth_choices() {
         let mut o = options("es+http://u:p@h:9200");
-        EsArgs::default().apply(&mut o).unwrap();
+        EsArgs::default().apply(&mut o, None).unwrap();
         assert_eq!(o.auth, AuthMethod::Basic { user: "u".into(), password: "p".into() });
 
         let mut o = options("es+https://h");
         let args = EsArgs { es_auth: Some(AuthChoice::Basic), es_user: Some("elastic".into()), ..Default::default() };
-        assert!(args.apply(&mut o).unwrap_err().to_string().contains("TAXIFLOW_ES_PASSWORD"));
+        assert!(args.apply(&mut o, None).unwrap_err().to_string().contains("TAXIFLOW_ES_PASSWORD"));
         let args = EsArgs { es_password: Some("pw".into()), ..args };
-        args.apply(&mut o).unwrap();
+        args.apply(&mut o, None).unwrap();
         assert_eq!(o.auth, AuthMethod::Basic { user: "elastic".into(), password: "pw".into() });
 
         let mut o = options("es+https://h");
         let args = EsArgs { es_auth: Some(AuthChoice::Sigv4), ..Default::default() };
-        assert!(args.apply(&mut o).unwrap_err().to_string().contains("--region"));
-        let args = EsArgs { region: Some("eu-west-1".into()), es_service: Some(SigV4Service::Aoss), ..args };
-        args.apply(&mut o).unwrap();
+        assert!(args.apply(&mut o, None).unwrap_err().to_string().contains("--region"));
+        let args = EsArgs { es_service: Some(SigV4Service::Aoss), ..args };
+        args.apply(&mut o, Some("eu-west-1")).unwrap();
         assert_eq!(o.auth, AuthMethod::SigV4 { region: "eu-west-1".into(), service: SigV4Service::Aoss });
 
         let mut o = options("es+https://h");
         let args = EsArgs { es_service: Some(SigV4Service::Aoss), ..Default::default() };
-        assert!(args.apply(&mut o).unwrap_err().to_string().contains("--es-service"));
+        assert!(args.apply(&mut o, None).unwrap_err().to_string().contains("--es-service"));
     }
 
     #[test]
     fn bulk_flags_and_misuse() {
         let mut o = options("es+https://h");
         let args = EsArgs { bulk_max_actions: Some(5), bulk_interval: Some(Duration::from_millis(200)), index_prefix: Some("nyc-".into()), ..Default::default() };
-        args.apply(&mut o).unwrap();
+        args.apply(&mut o, None).unwrap();
         assert_eq!((o.bulk.max_actions, o.bulk.interval, o.index_prefix.as_str()), (5, Duration::from_millis(200), "nyc-"));
         assert!(args.reject_for_other_sinks().unwrap_err().to_string().contains("--index-prefix"));
         assert!(EsArgs::default().reject_for_other_sinks().is_ok());
         let bad = EsArgs { bulk_backoff: Some(Duration::from_secs(5)), bulk_backoff_max: Some(Duration::from_secs(1)), ..Default::default() };
-        assert!(bad.apply(&mut options("es+https://h")).unwrap_err().to_string().contains("--bulk-backoff-max"));
+        assert!(bad.apply(&mut options("es+https://h"), None).unwrap_err().to_string().contains("--bulk-backoff-max"));
         let bad = EsArgs { index_prefix: Some("Upper".into()), ..Default::default() };
-        assert!(bad.apply(&mut options("es+https://h")).unwrap_err().to_string().contains("--index-prefix"));
+        assert!(bad.apply(&mut options("es+https://h"), None).unwrap_err().to_string().contains("--index-prefix"));
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! | module | concept |
 //! |---|---|
-//! | [`args`] | the `--es-*`, `--index-*`, `--bulk-*` and `--region` flags |
+//! | [`args`] | the `--es-*`, `--index-*` and `--bulk-*` flags |
 //! | [`auth`] | `--es-auth none|basic|sigv4`: HTTP basic credentials, AWS SigV4 signing (`aws-sigv4`, credentials from the `aws-config` chain) |
 //! | [`client`] | the HTTP client (reqwest, rustls, `--es-ca-cert`) that signs and sends one request |
 //! | [`templates`] | the index templates and mappings of spec §4, created at start when missing |

@@ -88,23 +88,37 @@ impl Deliveries {
         Ok(())
     }
 
-    /// The oldest-in-flight watermark (spec §2): the largest W such that every trip with event time ≤ W that was
-    /// sent has been acknowledged: one ms before the oldest unacknowledged trip, or the largest event time sent
-    /// when none is in flight. `None` before the first trip.
+    /// The oldest-in-flight watermark (spec §2) while trips are still being sent: the largest W such that every
+    /// trip with event time ≤ W that was sent has been acknowledged and no trip with event time ≤ W is still to
+    /// come from event-time-ordered input: one ms before the oldest unacknowledged trip, or, when none is in
+    /// flight, one ms before the largest event time sent (more trips with that same event time may follow).
+    /// `None` before the first trip.
     pub fn watermark(&self) -> Option<u64> {
         match self.in_flight.keys().next() {
             Some(&oldest) => oldest.checked_sub(1),
-            None => self.max_sent,
+            None => self.max_sent.and_then(|m| m.checked_sub(1)),
         }
     }
 
-    fn sent(&mut self, event_time: u64) {
+    /// The watermark after the last trip: the largest event time sent, once none is in flight (else as
+    /// [`Self::watermark`]).
+    pub fn final_watermark(&self) -> Option<u64> {
+        if self.in_flight.is_empty() {
+            self.max_sent
+        } else {
+            self.watermark()
+        }
+    }
+
+    /// Accounts a trip handed to the producer.
+    pub(crate) fn sent(&mut self, event_time: u64) {
         self.sent_trips += 1;
         *self.in_flight.entry(event_time).or_default() += 1;
         self.max_sent = Some(self.max_sent.map_or(event_time, |m| m.max(event_time)));
     }
 
-    fn settled(&mut self, event_time: u64) {
+    /// Accounts the end of a trip's delivery (acknowledged or failed).
+    pub(crate) fn settled(&mut self, event_time: u64) {
         if let Some(n) = self.in_flight.get_mut(&event_time) {
             *n -= 1;
             if *n == 0 {
@@ -348,7 +362,8 @@ mod tests {
         d.settled(100);
         assert_eq!(d.watermark(), Some(104));
         d.settled(105);
-        assert_eq!(d.watermark(), Some(105));
+        assert_eq!(d.watermark(), Some(104), "another trip at 105 may still come");
+        assert_eq!(d.final_watermark(), Some(105));
     }
 
     #[test]

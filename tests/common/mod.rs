@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bulk_server;
+pub mod kinesis;
 pub mod opensearch;
 
 use std::collections::BTreeMap;
