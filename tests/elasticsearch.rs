@@ -160,13 +160,17 @@ fn an_existing_index_without_geo_point_is_refused_at_start() {
 
 #[test]
 fn configuration_errors_name_the_flag() {
+    let not_pem = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_pem.path(), "this is not a certificate\n").unwrap();
+    let not_pem = not_pem.path().display().to_string();
     for (args, needle) in [
         (vec!["--sink", "file://x", "--bulk-max-actions", "5"], "--bulk-max-actions is only valid with --sink es+"),
         (vec!["--sink", "es+http://127.0.0.1:1", "--es-auth", "sigv4"], "--region"),
         (vec!["--sink", "es+http://127.0.0.1:1", "--es-auth", "basic"], "--es-user"),
         (vec!["--sink", "es+http://127.0.0.1:1", "--index-prefix", "A"], "--index-prefix"),
         (vec!["--sink", "es+http://127.0.0.1:1"], "cannot reach the cluster"),
-        (vec!["--sink", "es+https://127.0.0.1:1", "--es-ca-cert", "/nonexistent.pem"], "--es-ca-cert"),
+        (vec!["--sink", "es+https://127.0.0.1:1", "--es-ca-cert", "/nonexistent.pem"], "--es-ca-cert /nonexistent.pem: no such file"),
+        (vec!["--sink", "es+https://127.0.0.1:1", "--es-ca-cert", &not_pem], "no certificate in the file"),
     ] {
         let output = common::taxiflow().arg("run").args(&args).env_remove("AWS_REGION").output().unwrap();
         assert!(!output.status.success(), "{args:?}");
