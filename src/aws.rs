@@ -15,9 +15,11 @@ pub struct AwsArgs {
 
 impl AwsArgs {
     /// The shared AWS configuration: region and endpoint from the flags when given, credentials from the
-    /// standard chain.
+    /// standard chain. The SDK's own retries (standard mode, 3 attempts) back off at most 2 s: the replay and the
+    /// source retry throttled calls themselves with longer backoffs, and two long layers would multiply the wait.
     pub async fn load(&self) -> aws_config::SdkConfig {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let retry = aws_config::retry::RetryConfig::standard().with_max_backoff(std::time::Duration::from_secs(2));
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry);
         if let Some(region) = self.region.clone().filter(|r| !r.is_empty()) {
             loader = loader.region(aws_config::Region::new(region));
         }
