@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod kafka;
 pub mod kinesis;
 pub mod replay;
+pub mod retry;
 pub mod run;
 pub mod sink;
 pub mod source_batch;

@@ -117,7 +117,7 @@ impl SigV4Signer {
                 return Ok(c.clone());
             }
         }
-        let c = self.provider.provide_credentials().await.map_err(|e| anyhow!("{}", super::client::error_chain(&e)))?;
+        let c = self.provider.provide_credentials().await.map_err(|e| anyhow!("{}", crate::retry::error_chain(&e)))?;
         *cached = Some((c.clone(), Instant::now()));
         Ok(c)
     }

@@ -4,8 +4,6 @@
 //! An `index` action creates or replaces the document with that `_id`, so sending an item twice (a retry after
 //! a lost answer, or a replay after a restart) leaves one document.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
 use crate::sink::IndexName;
@@ -143,15 +141,6 @@ pub fn error_reason(error: &serde_json::Value) -> String {
     }
 }
 
-/// The delay before retry number `retry` (0-based): `initial × 2^retry`, capped at `max`, with "equal jitter"
-/// (uniform in [d/2, d]) so that parallel senders do not retry in step (AWS Architecture Blog, "Exponential
-/// Backoff and Jitter").
-pub fn backoff(retry: u32, initial: Duration, max: Duration) -> Duration {
-    let d = initial.saturating_mul(1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX)).min(max);
-    let half = d / 2;
-    half + Duration::from_nanos(fastrand::u64(0..=(d - half).as_nanos() as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,15 +173,5 @@ mod tests {
         assert!(outcomes(answer, &[item("a")]).is_err());
         assert!(outcomes(answer, &[item("a"), item("x"), item("c"), item("d")]).is_err());
         assert!(outcomes(b"<html>", &[item("a")]).is_err());
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap() {
-        let (i, m) = (Duration::from_millis(50), Duration::from_secs(1));
-        for retry in 0..40 {
-            let full = (i * 2u32.saturating_pow(retry.min(20))).min(m);
-            let d = backoff(retry, i, m);
-            assert!(d >= full / 2 && d <= full, "retry {retry}: {d:?} not in [{:?}, {full:?}]", full / 2);
-        }
     }
 }

@@ -99,9 +99,9 @@ impl EsClient {
                 }
             }
         }
-        let response = request.body(body).send().await.map_err(|e| RequestError { message: error_chain(&e) })?;
+        let response = request.body(body).send().await.map_err(|e| RequestError { message: crate::retry::error_chain(&e) })?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| RequestError { message: error_chain(&e) })?.to_vec();
+        let body = response.bytes().await.map_err(|e| RequestError { message: crate::retry::error_chain(&e) })?.to_vec();
         Ok(Answer { status, body })
     }
 
@@ -125,16 +125,4 @@ impl EsClient {
     pub fn base(&self) -> &reqwest::Url {
         &self.base
     }
-}
-
-/// An error with its causes, joined by `: `.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -8,7 +8,7 @@
 //! | [`auth`] | `--es-auth none|basic|sigv4`: HTTP basic credentials, AWS SigV4 signing (`aws-sigv4`, credentials from the `aws-config` chain) |
 //! | [`client`] | the HTTP client (reqwest, rustls, `--es-ca-cert`) that signs and sends one request |
 //! | [`templates`] | the index templates and mappings of spec §4, created at start when missing |
-//! | [`bulk`] | one `_bulk` request: NDJSON body, per-item status, retry classification, backoff |
+//! | [`bulk`] | one `_bulk` request: NDJSON body, per-item status, retry classification (backoff: [`crate::retry`]) |
 //! | [`sink`] | the sink: batching by actions/bytes/interval, bounded concurrency, retries, acknowledgements |
 //!
 //! Tested against osmem-server, an OpenSearch-API server (`scripts/opensearch.sh`); real Elasticsearch and

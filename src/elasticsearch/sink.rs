@@ -323,7 +323,7 @@ impl Batcher {
                     return;
                 }
                 if round > 0 {
-                    tokio::time::sleep(bulk::backoff(round - 1, self.settings.backoff_initial, self.settings.backoff_max)).await;
+                    tokio::time::sleep(crate::retry::backoff(round - 1, self.settings.backoff_initial, self.settings.backoff_max)).await;
                 }
                 round += 1;
                 let started = Instant::now();

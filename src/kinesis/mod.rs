@@ -85,7 +85,7 @@ pub async fn list_shards(client: &Client, stream: &KinesisStream) -> anyhow::Res
             Some(t) => client.list_shards().next_token(t),
             None => client.list_shards().stream_name(&stream.name),
         };
-        let page = request.send().await.map_err(|e| anyhow!("{}: ListShards: {}", stream.url(), crate::elasticsearch::client::error_chain(&e)))?;
+        let page = request.send().await.map_err(|e| anyhow!("{}: ListShards: {}", stream.url(), crate::retry::error_chain(&e)))?;
         for s in page.shards() {
             shards.push(ShardInfo {
                 id: s.shard_id().to_string(),
@@ -113,7 +113,7 @@ pub async fn create_stream(client: &Client, stream: &KinesisStream, shards: i32)
         .shard_count(shards)
         .send()
         .await
-        .map_err(|e| anyhow!("{}: CreateStream: {}", stream.url(), crate::elasticsearch::client::error_chain(&e)))?;
+        .map_err(|e| anyhow!("{}: CreateStream: {}", stream.url(), crate::retry::error_chain(&e)))?;
     wait_active(client, stream).await
 }
 

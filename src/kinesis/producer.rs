@@ -118,7 +118,7 @@ impl KinesisReplay {
         let mut attempt = 0u32;
         while !pending.is_empty() {
             if attempt > 0 {
-                let delay = crate::elasticsearch::bulk::backoff(attempt - 1, Duration::from_millis(100), Duration::from_secs(5));
+                let delay = crate::retry::backoff(attempt - 1, Duration::from_millis(100), Duration::from_secs(5));
                 std::thread::sleep(delay);
             }
             attempt += 1;
@@ -135,7 +135,7 @@ impl KinesisReplay {
                 .collect();
             let call = self.client.put_records().stream_name(&self.stream.name).set_records(Some(entries)).send();
             let why = match self.runtime.block_on(call) {
-                Err(e) => crate::elasticsearch::client::error_chain(&e),
+                Err(e) => crate::retry::error_chain(&e),
                 Ok(output) => {
                     let results = output.records();
                     if results.len() != pending.len() {

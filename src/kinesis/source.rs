@@ -402,7 +402,7 @@ impl ShardLoop {
             (None, KinesisStart::Latest) => request.shard_iterator_type(ShardIteratorType::Latest),
             (None, KinesisStart::AtTimestamp(ms)) => request.shard_iterator_type(ShardIteratorType::AtTimestamp).timestamp(aws_sdk_kinesis::primitives::DateTime::from_millis(ms)),
         };
-        let out = request.send().await.map_err(|e| anyhow!("GetShardIterator {}: {}", shard.info.id, crate::elasticsearch::client::error_chain(&e)))?;
+        let out = request.send().await.map_err(|e| anyhow!("GetShardIterator {}: {}", shard.info.id, crate::retry::error_chain(&e)))?;
         out.shard_iterator().map(str::to_string).ok_or_else(|| anyhow!("GetShardIterator {}: no iterator", shard.info.id))
     }
 
@@ -500,7 +500,7 @@ impl ShardLoop {
                         if service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception()) {
                             metrics::counter!("taxiflow_kinesis_throttles_total", "shard" => id.to_string()).increment(1);
                             state.throttled += 1;
-                            state.next_read = now + crate::elasticsearch::bulk::backoff(state.throttled - 1, poll, Duration::from_secs(10));
+                            state.next_read = now + crate::retry::backoff(state.throttled - 1, poll, Duration::from_secs(10));
                             tracing::debug!(shard = %id, throttled = state.throttled, "GetRecords throttled");
                             Ok(())
                         } else if service.is_some_and(|s| s.is_expired_iterator_exception()) {
@@ -512,10 +512,10 @@ impl ShardLoop {
                         } else {
                             state.throttled += 1;
                             if state.throttled > 20 {
-                                bail!("GetRecords {id}: still failing after 20 attempts: {}", crate::elasticsearch::client::error_chain(&e));
+                                bail!("GetRecords {id}: still failing after 20 attempts: {}", crate::retry::error_chain(&e));
                             }
-                            state.next_read = now + crate::elasticsearch::bulk::backoff(state.throttled - 1, poll, Duration::from_secs(10));
-                            tracing::warn!(shard = %id, error = %crate::elasticsearch::client::error_chain(&e), "GetRecords failed, retrying");
+                            state.next_read = now + crate::retry::backoff(state.throttled - 1, poll, Duration::from_secs(10));
+                            tracing::warn!(shard = %id, error = %crate::retry::error_chain(&e), "GetRecords failed, retrying");
                             Ok(())
                         }
                     }
