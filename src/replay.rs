@@ -67,6 +67,12 @@ pub struct ReplayOptions {
     pub timeout: Duration,
 }
 
+/// The key of a trip event (Kafka message key, Kinesis partition key): a hash of the payload as 16 hex digits
+/// (spec §2, refarch producer), the same for both streams.
+pub fn trip_key(payload: &str) -> String {
+    format!("{:016x}", taxiflow_dataflows::windowed_aggregate::key_hash(&payload))
+}
+
 /// Where a replay writes (`--to`).
 #[derive(Clone, Debug)]
 pub enum Destination {
@@ -300,4 +306,16 @@ fn send_watermark(producer: &mut ReplayProducer, last: bool) -> anyhow::Result<b
         producer.send_watermark(w)?;
     }
     Ok(watermark.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn trip_keys_are_the_hash_of_the_payload_as_before() {
+        // The key the Kafka replay used before this function existed: the hash of the payload `String`.
+        let payload = String::from(r#"{"type":"trip","trip_id":1}"#);
+        assert_eq!(super::trip_key(&payload), format!("{:016x}", taxiflow_dataflows::windowed_aggregate::key_hash(&payload)));
+        assert_eq!(super::trip_key(&payload).len(), 16);
+        assert_ne!(super::trip_key(&payload), super::trip_key("{}"));
+    }
 }

@@ -287,7 +287,7 @@ impl ReplayProducer {
 
     fn send(&mut self, pending: Pending) -> anyhow::Result<()> {
         // The key and value are copied by librdkafka at send time; the opaque keeps the value for a resend.
-        let key = pending.event_time.map(|_| format!("{:016x}", taxiflow_dataflows::windowed_aggregate::key_hash(&pending.payload)));
+        let key = pending.event_time.map(|_| crate::replay::trip_key(&pending.payload));
         let payload = pending.payload.clone();
         let partition = pending.partition;
         let mut pending = Box::new(pending);

@@ -94,7 +94,7 @@ impl KinesisReplay {
     /// # Errors
     /// A batch could not be delivered (see the module docs).
     pub fn send_trip(&mut self, payload: String, event_time: u64) -> anyhow::Result<()> {
-        let partition_key = format!("{:016x}", taxiflow_dataflows::windowed_aggregate::key_hash(&payload));
+        let partition_key = crate::replay::trip_key(&payload);
         self.deliveries.sent(event_time);
         self.push(Entry { data: payload, partition_key, explicit_hash_key: None, event_time: Some(event_time) })
     }
