@@ -121,7 +121,7 @@ pub fn file_source<'s>(
         if p.reader.is_none() {
             if let Err(e) = p.open(progress, file) {
                 tracing::error!(input = %p.split.describe(), error = %e, "cannot open input split");
-                batch.unreadable(Position { source: &source, line: 0, offset: 0 }, &e);
+                batch.unreadable(Position { source: source.as_str().into(), line: 0, offset: 0 }, &e);
                 p.done = true;
             }
         }
@@ -136,7 +136,7 @@ pub fn file_source<'s>(
                     }
                     Err(e) => {
                         tracing::error!(input = %p.split.describe(), error = %e, "input unreadable; rest of the split skipped");
-                        batch.unreadable(Position { source: &source, line: reader.line_number() + 1, offset: 0 }, &e);
+                        batch.unreadable(Position { source: source.as_str().into(), line: reader.line_number() + 1, offset: 0 }, &e);
                         p.done = true;
                         break;
                     }
@@ -146,7 +146,7 @@ pub fn file_source<'s>(
                 }
                 let parsed = format.parse(&reader.line, &mut csv);
                 let reader = &*reader;
-                batch.accept(parsed, &mut p.clock, floor, &reader.line, || Position { source: &source, line: reader.line_number(), offset });
+                batch.accept(parsed, &mut p.clock, floor, &reader.line, || Position { source: source.as_str().into(), line: reader.line_number(), offset });
             }
         }
         if p.done {

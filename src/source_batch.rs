@@ -20,8 +20,9 @@ use crate::watermark::PartitionWatermark;
 
 /// Where a record came from, for dead letters.
 pub struct Position<'a> {
-    /// File path, or `kafka://TOPIC/PARTITION`.
-    pub source: &'a str,
+    /// File path, `kafka://TOPIC/PARTITION` or `kinesis://STREAM/SHARD/SEQUENCE` (borrowed where the source keeps
+    /// it, made only when a dead letter needs it where it is per record).
+    pub source: std::borrow::Cow<'a, str>,
     /// 1-based line in a file; 0 for stream sources.
     pub line: u64,
     /// Byte offset in a file, or the Kafka offset.
@@ -60,7 +61,7 @@ impl SourceBatch {
                         let at = at();
                         self.dead_letters.push(DeadLetter {
                             reason: "late".to_string(),
-                            source: at.source.to_string(),
+                            source: at.source.into_owned(),
                             line: at.line,
                             offset: at.offset,
                             record: String::from_utf8_lossy(raw).into_owned(),
@@ -81,7 +82,7 @@ impl SourceBatch {
                 let at = at();
                 self.dead_letters.push(DeadLetter {
                     reason: format!("malformed: {reason}"),
-                    source: at.source.to_string(),
+                    source: at.source.into_owned(),
                     line: at.line,
                     offset: at.offset,
                     record: String::from_utf8_lossy(raw).into_owned(),
@@ -98,7 +99,7 @@ impl SourceBatch {
         self.totals.malformed += 1;
         self.dead_letters.push(DeadLetter {
             reason: format!("unreadable: {error}"),
-            source: at.source.to_string(),
+            source: at.source.into_owned(),
             line: at.line,
             offset: at.offset,
             record: String::new(),

@@ -249,7 +249,7 @@ pub fn kafka_source<'s>(
                     let parsed = crate::input::json_lines::parse(raw);
                     let source = sources.entry(p).or_insert_with(|| format!("{url}/{p}"));
                     let offset = message.offset() as u64;
-                    batch.accept(parsed, &mut state.clock, floor, raw, || Position { source, line: 0, offset });
+                    batch.accept(parsed, &mut state.clock, floor, raw, || Position { source: source.as_str().into(), line: 0, offset });
                 }
             }
         }

@@ -240,8 +240,8 @@ pub fn kinesis_source<'s>(
                     for (sequence, data, _) in &records {
                         for (i, user) in super::deaggregate::user_records(data).into_iter().enumerate() {
                             let parsed = crate::input::json_lines::parse(user);
-                            let source = format!("{url}/{shard}/{sequence}");
-                            batch.accept(parsed, &mut state.clock, floor, user, || Position { source: &source, line: 0, offset: i as u64 });
+                            let at = || Position { source: format!("{url}/{shard}/{sequence}").into(), line: 0, offset: i as u64 };
+                            batch.accept(parsed, &mut state.clock, floor, user, at);
                         }
                     }
                     if let Some((sequence, ..)) = records.last() {
