@@ -129,10 +129,10 @@ pub fn open_shard_count(options: &KinesisSourceOptions) -> anyhow::Result<usize>
     Ok(shards.iter().filter(|s| !s.closed).count())
 }
 
-/// The reader of `shard` among `readers`: the reader of its root (the oldest listed ancestor through
-/// `ParentShardId`), and roots are dealt to the readers in the order of their ids.
-fn owner(shard: &ShardInfo, all: &BTreeMap<String, ShardInfo>, readers: usize) -> usize {
-    fn root<'a>(mut s: &'a ShardInfo, all: &'a BTreeMap<String, ShardInfo>) -> String {
+/// The reader of every listed shard among `readers`: the reader of its root (the oldest listed ancestor
+/// through `ParentShardId`), with the roots dealt to the readers in the order of their ids.
+fn owners(all: &BTreeMap<String, ShardInfo>, readers: usize) -> BTreeMap<String, usize> {
+    fn root<'a>(mut s: &'a ShardInfo, all: &'a BTreeMap<String, ShardInfo>) -> &'a str {
         let mut hops = 0;
         while let Some(parent) = s.parent.as_ref().and_then(|p| all.get(p)) {
             s = parent;
@@ -141,13 +141,11 @@ fn owner(shard: &ShardInfo, all: &BTreeMap<String, ShardInfo>, readers: usize) -
                 break;
             }
         }
-        s.id.clone()
+        &s.id
     }
-    let mine = root(shard, all);
-    let mut roots: Vec<String> = all.values().map(|s| root(s, all)).collect();
-    roots.sort();
-    roots.dedup();
-    roots.iter().position(|r| *r == mine).unwrap_or(0) % readers
+    let roots: BTreeMap<&str, &str> = all.values().map(|s| (s.id.as_str(), root(s, all))).collect();
+    let order: BTreeMap<&str, usize> = roots.values().copied().collect::<BTreeSet<&str>>().into_iter().enumerate().map(|(i, r)| (r, i % readers)).collect();
+    roots.into_iter().map(|(id, r)| (id.to_string(), order[r])).collect()
 }
 
 struct ShardClock {
@@ -370,8 +368,9 @@ impl ShardLoop {
     async fn refresh(&mut self, client: &Client, first: bool) -> anyhow::Result<()> {
         let listed = list_shards(client, &self.options.stream).await?;
         self.known = listed.iter().map(|s| (s.id.clone(), s.clone())).collect();
+        let owners = owners(&self.known, self.readers);
         for info in listed {
-            if self.shards.contains_key(&info.id) || owner(&info, &self.known, self.readers) != self.worker {
+            if self.shards.contains_key(&info.id) || owners[&info.id] != self.worker {
                 continue;
             }
             if !first && self.options.stop_at_latest {
@@ -561,9 +560,12 @@ mod tests {
         let shard = |id: &str, parent: Option<&str>| ShardInfo { id: id.into(), parent: parent.map(Into::into), adjacent_parent: None, starting_hash_key: "0".into(), closed: false };
         let all: BTreeMap<String, ShardInfo> = [shard("a", None), shard("b", None), shard("c", Some("a")), shard("d", Some("c"))].into_iter().map(|s| (s.id.clone(), s)).collect();
         for readers in 1..5 {
-            assert_eq!(owner(&all["c"], &all, readers), owner(&all["a"], &all, readers));
-            assert_eq!(owner(&all["d"], &all, readers), owner(&all["a"], &all, readers));
-            assert!(owner(&all["b"], &all, readers) < readers);
+            let owner = owners(&all, readers);
+            assert_eq!(owner["c"], owner["a"]);
+            assert_eq!(owner["d"], owner["a"]);
+            assert!(owner["b"] < readers);
+            // Roots a and b are dealt in id order.
+            assert_eq!((owner["a"], owner["b"]), (0, 1 % readers));
         }
     }
 }
