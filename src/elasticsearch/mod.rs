@@ -114,8 +114,9 @@ impl EsOptions {
         let auth = if url.username().is_empty() {
             AuthMethod::None
         } else {
-            let user = percent_decode(url.username());
-            let password = url.password().map(percent_decode).unwrap_or_default();
+            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+            let user = decode(url.username());
+            let password = url.password().map(decode).unwrap_or_default();
             url.set_username("").ok();
             url.set_password(None).ok();
             AuthMethod::Basic { user, password }
@@ -141,24 +142,6 @@ impl EsOptions {
         }
         name
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Checks the index prefix: Elasticsearch index names are lower case and cannot contain `\ / * ? " < > | , #`,
