@@ -275,31 +275,27 @@ pub trait SinkRecord: Serialize + 'static {
     }
 }
 
-impl SinkRecord for taxiflow_dataflows::PickupCount {
-    const INDEX: IndexName = IndexName::PickupCount;
-    fn order(&self) -> i64 {
-        Document::timestamp(self)
-    }
-    fn key(&self) -> String {
-        self.id.clone()
-    }
-    fn window_start(&self) -> Option<i64> {
-        taxiflow_dataflows::documents::window_start_of_id(&self.id)
-    }
+/// Implements [`SinkRecord`] for a result document type: sorted by its `timestamp`, keyed by its `_id`, its
+/// window start read from the `_id`.
+macro_rules! document_record {
+    ($document:ty, $index:expr) => {
+        impl SinkRecord for $document {
+            const INDEX: IndexName = $index;
+            fn order(&self) -> i64 {
+                Document::timestamp(self)
+            }
+            fn key(&self) -> String {
+                Document::id(self).to_string()
+            }
+            fn window_start(&self) -> Option<i64> {
+                taxiflow_dataflows::documents::window_start_of_id(Document::id(self))
+            }
+        }
+    };
 }
 
-impl SinkRecord for taxiflow_dataflows::TripDuration {
-    const INDEX: IndexName = IndexName::TripDuration;
-    fn order(&self) -> i64 {
-        Document::timestamp(self)
-    }
-    fn key(&self) -> String {
-        self.id.clone()
-    }
-    fn window_start(&self) -> Option<i64> {
-        taxiflow_dataflows::documents::window_start_of_id(&self.id)
-    }
-}
+document_record!(taxiflow_dataflows::PickupCount, IndexName::PickupCount);
+document_record!(taxiflow_dataflows::TripDuration, IndexName::TripDuration);
 
 impl SinkRecord for DeadLetter {
     const INDEX: IndexName = IndexName::DeadLetter;
