@@ -8,7 +8,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::opensearch::{file_documents, OpenSearch};
+use common::file_documents;
+use common::opensearch::OpenSearch;
 use reqwest::Method;
 use serde_json::{json, Value};
 

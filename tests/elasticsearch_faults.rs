@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::bulk_server::{BulkServer, Fault, Forwarder};
-use common::opensearch::file_documents;
+use common::file_documents;
 use serde_json::Value;
 
 fn bundled_documents() -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::kinesis::{Implementation, LocalKinesis, ThrottlingProxy, ENV};
-use common::opensearch::file_documents;
+use common::file_documents;
 use serde_json::Value;
 
 const SAMPLE: &str = "data/nyc-taxi-rides-2013-01-01.csv.gz";

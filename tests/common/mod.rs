@@ -183,6 +183,16 @@ pub fn by_id(docs: Vec<Value>) -> BTreeMap<String, Value> {
     map
 }
 
+/// The file sink's documents of `DIR/NAME.jsonl` as `_id → fields without _id` (the shape an index stores),
+/// asserting ids are unique.
+pub fn file_documents(dir: &Path, name: &str) -> BTreeMap<String, Value> {
+    let mut docs = by_id(read_jsonl(dir, name));
+    for doc in docs.values_mut() {
+        doc.as_object_mut().expect("a JSON object").remove("_id");
+    }
+    docs
+}
+
 /// The replay-format JSON of a trip picked up at Times Square 10 minutes before `dropoff_ms` and dropped off
 /// nearby (both in the NYC area, no airport), for tests that produce records by hand.
 pub fn trip_event_at(dropoff_ms: u64) -> String {

@@ -91,14 +91,3 @@ impl Drop for OpenSearch {
         let _ = self.child.wait();
     }
 }
-
-/// The file sink's documents of `name` as `_id → fields without _id`.
-pub fn file_documents(dir: &std::path::Path, name: &str) -> BTreeMap<String, Value> {
-    super::read_jsonl(dir, name)
-        .into_iter()
-        .map(|mut d| {
-            let id = d.as_object_mut().unwrap().remove("_id").expect("_id").as_str().unwrap().to_string();
-            (id, d)
-        })
-        .collect()
-}
