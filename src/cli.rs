@@ -136,6 +136,16 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on HOST:PORT at /metrics.
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Checkpoint source positions, window state and sink acknowledgements in this directory, and restore
+    /// the newest checkpoint at start (the same path for every process).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// Time between two checkpoints.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, requires = "checkpoint_dir")]
+    pub checkpoint_interval: Duration,
+    /// Remove the checkpoints of --checkpoint-dir and start from the beginning (also when they are unusable).
+    #[arg(long, requires = "checkpoint_dir")]
+    pub checkpoint_reset: bool,
     /// Plain files of at least this many bytes are cut into byte ranges (tests set it low).
     #[arg(long, default_value_t = crate::input::split::MIN_SPLIT_BYTES, hide = true)]
     pub min_split_bytes: u64,
@@ -258,7 +268,11 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
                 SinkSpec::Elasticsearch(options) => args.es.apply(options, args.aws.region.as_deref())?,
                 _ => args.es.reject_for_other_sinks()?,
             }
-            let options = RunOptions { source, format: args.format, settings, sink, timely, min_split_bytes: args.min_split_bytes, max_split_bytes: args.max_split_bytes };
+            if args.checkpoint_interval.is_zero() {
+                bail!("--checkpoint-interval must be greater than zero");
+            }
+            let checkpoint = args.checkpoint_dir.clone().map(|dir| crate::checkpoint::CheckpointOptions { dir, interval: args.checkpoint_interval, reset: args.checkpoint_reset });
+            let options = RunOptions { source, format: args.format, settings, sink, timely, min_split_bytes: args.min_split_bytes, max_split_bytes: args.max_split_bytes, checkpoint };
             let report = run(options)?;
             if let Some(totals) = report.totals {
                 let line = totals.summary_line(report.elapsed.as_secs_f64());

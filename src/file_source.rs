@@ -15,14 +15,15 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use taxiflow_dataflows::{Progress, Trip};
-use timely::dataflow::{Scope, StreamVec};
+use taxiflow_dataflows::epoch::Time;
+use taxiflow_dataflows::{CheckpointPart, Progress};
+use timely::dataflow::Scope;
 
-use crate::dead_letter::DeadLetter;
+use crate::checkpoint::{Checkpoint, SourcePosition, WatermarkState};
 use crate::input::csv_line::CsvLine;
 use crate::input::split::{max_watermark_between, SplitReader};
 use crate::input::{Format, Split};
-use crate::source_batch::{build_source, Position, SourceBatch};
+use crate::source_batch::{build_source, Epochs, Position, SourceBatch, SourceStreams};
 use crate::summary::Totals;
 use crate::watermark::PartitionWatermark;
 
@@ -36,6 +37,12 @@ struct Partition {
     reader: Option<SplitReader>,
     clock: PartitionWatermark,
     done: bool,
+    /// Restored from a checkpoint: (offset of the next line, lines before it).
+    resume: Option<(u64, u64)>,
+    /// Read since the last checkpoint cut.
+    dirty: bool,
+    /// Where the range stood when it was last closed or restored: (offset, lines before it).
+    last: Option<(u64, u64)>,
 }
 
 /// What this worker knows of one file it reads ranges of.
@@ -56,6 +63,12 @@ impl FileProgress {
 
 impl Partition {
     fn open(&mut self, progress: Progress, file: &mut FileProgress) -> std::io::Result<()> {
+        if let Some((offset, lines_before)) = self.resume.take() {
+            // The restored clock is the file's watermark at `offset`; no gap to scan.
+            self.reader = Some(SplitReader::resume(&self.split, offset, lines_before)?);
+            file.known_upto = file.known_upto.max(offset);
+            return Ok(());
+        }
         let reader = SplitReader::open(&self.split)?;
         let start = reader.first_line_offset();
         if progress == Progress::WatermarkRecords && self.split.file.format == Format::JsonLines && start > file.known_upto {
@@ -79,17 +92,38 @@ impl Partition {
         }
         self.done = true;
     }
+
+    /// Where this range stands, for a checkpoint.
+    fn position(&self) -> CheckpointPart {
+        let next = match (&self.reader, self.resume) {
+            (Some(reader), _) => Some((reader.position(), reader.lines_consumed())),
+            (None, resume) => resume.or(self.last),
+        };
+        SourcePosition::File {
+            path: self.split.file.path.display().to_string(),
+            start: self.split.start,
+            end: self.split.end,
+            next,
+            done: self.done,
+            watermark: WatermarkState::of(&self.clock),
+        }
+        .part()
+    }
 }
 
 /// Builds the file source of one worker over `splits` (this worker's share of the plan). `totals` receives the
-/// worker's record counts; `worker` labels its metrics.
+/// worker's record counts; `worker` labels its metrics. Ranges in `restored` resume from their checkpointed
+/// position and watermark (finished ones are not read again); at each cut of `epochs`, the position of every
+/// range read since the last cut is sent as a checkpoint part (all of them at the first cut).
 pub fn file_source<'s>(
-    scope: Scope<'s, u64>,
+    scope: Scope<'s, Time>,
     splits: Vec<Split>,
     progress: Progress,
     totals: Rc<RefCell<Totals>>,
     worker: usize,
-) -> (StreamVec<'s, u64, Trip>, StreamVec<'s, u64, DeadLetter>) {
+    epochs: Epochs,
+    restored: Option<&Checkpoint>,
+) -> SourceStreams<'s> {
     // Ranges of a file in file order; one FileProgress per distinct file.
     let mut splits = splits;
     splits.sort_by(|a, b| a.file.path.cmp(&b.file.path).then(a.start.cmp(&b.start)));
@@ -100,21 +134,39 @@ pub fn file_source<'s>(
         if !same_file {
             files.push(FileProgress::default());
         }
-        partitions.push(Partition { split, file: files.len() - 1, reader: None, clock: PartitionWatermark::new(progress, None), done: false });
+        let mut partition = Partition { split, file: files.len() - 1, reader: None, clock: PartitionWatermark::new(progress, None), done: false, resume: None, dirty: true, last: None };
+        let key = format!("file:{}@{}", partition.split.file.path.display(), partition.split.start);
+        if let Some(SourcePosition::File { next, done, watermark, .. }) = restored.and_then(|c| c.sources.get(&key)) {
+            partition.clock = watermark.clock(progress);
+            partition.done = *done;
+            partition.resume = if *done { None } else { *next };
+            partition.last = *next;
+        }
+        partitions.push(partition);
     }
-    // Frontier of a file on this worker: that of its first unfinished range.
-    let file_frontier = |p: &Partition, files: &[FileProgress]| if p.reader.is_some() { p.clock.frontier() } else { files[p.file].frontier() };
+    // Frontier of a file on this worker: that of its first unfinished range (a resumed range: its restored
+    // watermark).
+    let file_frontier = |p: &Partition, files: &[FileProgress]| if p.reader.is_some() || p.resume.is_some() { p.clock.frontier() } else { files[p.file].frontier() };
+    let positions = |partitions: &mut [Partition]| -> Vec<CheckpointPart> {
+        let mut parts = Vec::new();
+        for p in partitions.iter_mut().filter(|p| p.dirty) {
+            p.dirty = false;
+            parts.push(p.position());
+        }
+        parts
+    };
     let mut csv = CsvLine::new();
 
-    build_source(scope, "file_source", worker, totals, move |outputs| {
+    build_source(scope, "file_source", worker, totals, epochs, move |outputs| {
         let Some(floor) = outputs.floor() else { return };
         // Read the first unfinished range of the file that holds progress back the most.
         let next = first_unfinished_per_file(&partitions).min_by_key(|&i| file_frontier(&partitions[i], &files));
         let Some(p) = next.map(|i| &mut partitions[i]) else {
             // Nothing (left) to read, e.g. more workers than splits: release progress.
-            outputs.finish();
+            outputs.finish(positions(&mut partitions));
             return;
         };
+        p.dirty = true;
         let mut batch = SourceBatch::default();
         let source = p.split.file.path.display().to_string();
         let file = &mut files[p.file];
@@ -150,6 +202,9 @@ pub fn file_source<'s>(
             }
         }
         if p.done {
+            if let Some(reader) = &p.reader {
+                p.last = Some((reader.position(), reader.lines_consumed()));
+            }
             p.close(file);
         }
 
@@ -159,10 +214,13 @@ pub fn file_source<'s>(
         match first_unfinished_per_file(&partitions).map(|i| file_frontier(&partitions[i], &files)).min() {
             Some(frontier) => {
                 outputs.advance_to(frontier);
+                if outputs.checkpoint_due() {
+                    outputs.cut(positions(&mut partitions));
+                }
                 outputs.reschedule(None);
             }
             None => {
-                outputs.finish();
+                outputs.finish(positions(&mut partitions));
                 tracing::debug!(worker, "all input splits read");
             }
         }
@@ -172,4 +230,36 @@ pub fn file_source<'s>(
 /// Index of the first unfinished range of each file (partitions are sorted by file, then offset).
 fn first_unfinished_per_file(partitions: &[Partition]) -> impl Iterator<Item = usize> + '_ {
     (0..partitions.len()).filter(move |&i| !partitions[i].done && (i == 0 || partitions[i - 1].file != partitions[i].file || partitions[i - 1].done))
+}
+
+/// The plan of a restored run: the byte ranges of the checkpoint (whatever worker count cut them), dealt to
+/// `peers` workers in turn in (file, offset) order; `None` when the checkpoint holds no file position.
+///
+/// # Errors
+/// An input file without ranges in the checkpoint, or a checkpointed file that is not an input (the inputs
+/// changed: restore with the same inputs, or `--checkpoint-reset`).
+pub fn restored_plan(files: &[std::sync::Arc<crate::input::InputFile>], checkpoint: &Checkpoint, peers: usize) -> anyhow::Result<Option<Vec<Split>>> {
+    let checkpointed = checkpoint.sources.values().filter(|p| matches!(p, SourcePosition::File { .. })).count();
+    if checkpointed == 0 {
+        return Ok(None);
+    }
+    let mut splits = Vec::new();
+    for file in files {
+        let path = file.path.display().to_string();
+        let mut ranges: Vec<(u64, u64)> = checkpoint.file_ranges(&path).into_iter().filter_map(|p| match p {
+            SourcePosition::File { start, end, .. } => Some((*start, *end)),
+            _ => None,
+        }).collect();
+        if ranges.is_empty() {
+            anyhow::bail!("--checkpoint-dir: the checkpoint has no position for input {path}; restore with the same inputs or use --checkpoint-reset");
+        }
+        ranges.sort_unstable();
+        for (start, end) in ranges {
+            splits.push(Split { file: file.clone(), start, end, worker: splits.len() % peers });
+        }
+    }
+    if splits.len() != checkpointed {
+        anyhow::bail!("--checkpoint-dir: the checkpoint has positions of files that are not inputs of this run; restore with the same inputs or use --checkpoint-reset");
+    }
+    Ok(Some(splits))
 }

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod aws;
+pub mod checkpoint;
 pub mod cli;
 pub mod dead_letter;
 pub mod elasticsearch;

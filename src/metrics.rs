@@ -9,7 +9,7 @@
 //! | `taxiflow_malformed_records_total` | counter | worker | records that could not be parsed |
 //! | `taxiflow_documents_out_total` | counter | index | documents and dead letters written |
 //! | `taxiflow_input_watermark_ms` | gauge | worker | the source's watermark, ms since the Unix epoch |
-//! | `taxiflow_output_watermark_ms` | gauge | stream | last event time released to the sink, ms since the Unix epoch |
+//! | `taxiflow_output_watermark_ms` | gauge | | last window end released to the sink, ms since the Unix epoch |
 //! | `taxiflow_kafka_consumer_lag_records` | gauge | partition | end offset minus next offset of the Kafka source |
 //! | `taxiflow_kafka_millis_behind_latest` | gauge | partition | now minus the broker time of the last record read, while behind |
 //! | `taxiflow_kafka_offsets_skipped_total` | counter | partition | offsets the broker no longer had (retention) |
@@ -25,6 +25,12 @@
 //! | `taxiflow_kinesis_records_total` | counter | shard | Kinesis records read |
 //! | `taxiflow_kinesis_throttles_total` | counter | shard | `GetRecords` calls throttled |
 //! | `taxiflow_kinesis_put_failures_total` | counter | code | replay `PutRecords` entries that failed (then sent again) |
+//! | `taxiflow_checkpoint_duration_seconds` | histogram (summary) | | time to write one checkpoint file, seconds |
+//! | `taxiflow_checkpoint_size_bytes` | gauge | | size of the last checkpoint file |
+//! | `taxiflow_checkpoint_state_bytes` | gauge | | window state and positions in the last checkpoint, bytes |
+//! | `taxiflow_checkpoint_last_epoch` | gauge | | epoch of the last committed (or restored) checkpoint |
+//! | `taxiflow_checkpoints_total` | counter | | checkpoints committed |
+//! | `taxiflow_checkpoint_restore_seconds` | gauge | | time to find, read and verify the checkpoint restored at start |
 
 use std::net::SocketAddr;
 

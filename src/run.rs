@@ -1,5 +1,6 @@
-//! `taxiflow run` on files: plans the input, starts the timely workers, builds the job on each, and returns
-//! the totals summed over all workers of all processes.
+//! `taxiflow run`: restores the newest checkpoint (with `--checkpoint-dir`), plans the input, starts the timely
+//! workers, builds the job on each (sources, the window operators, the sink that also commits checkpoints), and
+//! returns the totals summed over all workers of all processes.
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -10,14 +11,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use taxiflow_dataflows::job::build_job;
-use taxiflow_dataflows::{JobSettings, Progress};
+use taxiflow_dataflows::{JobSettings, Progress, Recovery};
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::{Operator, ToStream};
+use timely::dataflow::operators::{Concat, Operator, ToStream};
 
+use crate::checkpoint::store::CheckpointStore;
+use crate::checkpoint::writer::CheckpointWriter;
+use crate::checkpoint::{job_identity, Checkpoint, CheckpointOptions};
 use crate::file_source::file_source;
-use crate::kafka::source::{kafka_source, partition_count, KafkaSourceOptions};
 use crate::input::{plan_splits, FormatChoice, InputFile};
-use crate::sink::{write_stream, SinkSpec, SinkWriter};
+use crate::kafka::source::{kafka_source, partition_count, KafkaSourceOptions};
+use crate::sink::{serialize, sink as sink_operator, Release, SinkSpec, SinkWriter};
+use crate::source_batch::Epochs;
 use crate::summary::Totals;
 
 /// Where trips come from.
@@ -52,6 +57,8 @@ pub struct RunOptions {
     pub min_split_bytes: u64,
     /// Byte ranges are at most this long (a file is cut into at least one range per worker).
     pub max_split_bytes: u64,
+    /// `--checkpoint-dir` and its settings; `None`: no checkpoints.
+    pub checkpoint: Option<CheckpointOptions>,
 }
 
 /// What a run reports: totals over all workers (on process 0; `None` on other processes; after SIGINT/SIGTERM,
@@ -97,7 +104,30 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
         timely::CommunicationConfig::Process(n) | timely::CommunicationConfig::ProcessBinary(n) => *n,
         timely::CommunicationConfig::Cluster { threads, addresses, .. } => threads * addresses.len(),
     };
-    let splits = Arc::new(plan_splits(&files, peers, whole_files, options.min_split_bytes, options.max_split_bytes));
+    // Checkpoints: restore the newest usable one before any worker starts.
+    let source_name = match &options.source {
+        SourceSpec::Files(paths) => format!("files:{}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",")),
+        SourceSpec::Kafka(k) => format!("kafka://{}/{}", k.topic.brokers, k.topic.topic),
+        SourceSpec::Kinesis(k) => k.stream.url(),
+    };
+    let job = job_identity(&source_name, &format!("{:?}", options.format), &options.settings);
+    let (restored, writer_setup) = match &options.checkpoint {
+        Some(c) => {
+            let (restored, store) = restore(c, &job)?;
+            (restored, Some(store))
+        }
+        None => (None, None),
+    };
+    let epochs = Epochs { interval: options.checkpoint.as_ref().map(|c| c.interval), start: restored.as_ref().map_or(1, |c| c.epoch + 1) };
+    let recovery = match &restored {
+        Some(c) => c.recovery(),
+        None => Recovery { enabled: options.checkpoint.is_some(), start_epoch: epochs.start, windows: Default::default() },
+    };
+    let planned = match &restored {
+        Some(c) => crate::file_source::restored_plan(&files, c, peers)?,
+        None => None,
+    };
+    let splits = Arc::new(planned.unwrap_or_else(|| plan_splits(&files, peers, whole_files, options.min_split_bytes, options.max_split_bytes)));
     // Kinesis: workers that read shards, and the shards the dataflow has finished (shared by this process).
     let shard_readers = peers.min(open_shards).max(1);
     let finished_shards = crate::kinesis::source::FinishedShards::default();
@@ -106,7 +136,10 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
     let source = options.source.clone();
     // Open the sink before any worker starts (an unusable sink fails fast); worker 0, on process 0, takes it.
     let is_first_process = !matches!(&options.timely.communication, timely::CommunicationConfig::Cluster { process, .. } if *process != 0);
-    let opened = std::sync::Mutex::new(if is_first_process { Some(SinkWriter::open(&sink)?) } else { None });
+    let opened = std::sync::Mutex::new(if is_first_process { Some(SinkWriter::open(&sink, restored.as_ref().map(|c| &c.sink))?) } else { None });
+    let release = if options.checkpoint.is_some() && matches!(sink, SinkSpec::File(_)) { Release::Epoch } else { Release::EventTime };
+    let committer = std::sync::Mutex::new(if is_first_process { writer_setup.map(|store| CheckpointWriter::new(store, job.clone(), restored.as_ref())) } else { None });
+    let restored = restored.map(Arc::new);
 
     let started = Instant::now();
     let guards = timely::execute(options.timely.clone(), move |worker| -> Result<Option<Totals>, String> {
@@ -115,18 +148,21 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
         tracing::debug!(worker = index, splits = my_splits.len(), "worker starts");
         let totals = Rc::new(RefCell::new(Totals::default()));
         let filtered = Rc::new(Cell::new(0u64));
-        let writer = if index == 0 {
+        let (writer, mut checkpoints) = if index == 0 {
             let w = opened.lock().map_err(|_| "sink lock poisoned".to_string())?.take().ok_or("worker 0 runs outside process 0")?;
-            Some(Rc::new(RefCell::new(w)))
+            let c = committer.lock().map_err(|_| "checkpoint lock poisoned".to_string())?.take();
+            (Some(Rc::new(RefCell::new(w))), c)
         } else {
-            None
+            (None, None)
         };
 
         let peers = worker.peers();
-        worker.dataflow::<u64, _, _>(|scope| {
-            let (trips, dead_letters) = match &source {
-                SourceSpec::Files(_) => file_source(scope, my_splits, settings.progress, totals.clone(), index),
-                SourceSpec::Kafka(kafka) => kafka_source(scope, kafka.clone(), settings.progress, totals.clone(), index, peers)
+        // Event time × checkpoint epoch, product-ordered: an iterative scope (the top level only takes totally
+        // refined timestamps); nothing enters or leaves it.
+        worker.dataflow::<u64, _, _>(|top| top.iterative::<u64, _, _>(|scope| {
+            let (trips, dead_letters, source_parts) = match &source {
+                SourceSpec::Files(_) => file_source(scope, my_splits, settings.progress, totals.clone(), index, epochs, restored.as_deref()),
+                SourceSpec::Kafka(kafka) => kafka_source(scope, kafka.clone(), settings.progress, totals.clone(), index, peers, epochs, restored.clone())
                     .unwrap_or_else(|e| panic!("worker {index}: {e:#}")),
                 SourceSpec::Kinesis(kinesis) => crate::kinesis::source::kinesis_source(
                     scope,
@@ -136,15 +172,18 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
                     index,
                     shard_readers,
                     finished_shards.clone(),
+                    epochs,
+                    restored.as_deref(),
                 )
                 .unwrap_or_else(|e| panic!("worker {index}: {e:#}")),
             };
-            let job = build_job(trips, &settings, filtered.clone());
+            let job = build_job(trips, &settings, &recovery, filtered.clone());
             let shape = SinkWriter::shape(&sink);
-            write_stream(job.pickup_counts, "pickup_count", shape, writer.clone());
-            write_stream(job.trip_durations, "trip_duration", shape, writer.clone());
-            write_stream(dead_letters, "dead_letter", shape, writer.clone());
-        });
+            let lines = serialize(job.pickup_counts, "pickup_count", shape)
+                .concat(serialize(job.trip_durations, "trip_duration", shape))
+                .concat(serialize(dead_letters, "dead_letter", shape));
+            sink_operator(lines, source_parts.concat(job.checkpoint_parts), release, writer.clone(), checkpoints.take());
+        }));
         // step_or_park sleeps until there is work (or 10 ms), so this loop does not spin.
         loop {
             if STOP.load(Ordering::Relaxed) || !worker.step_or_park(Some(Duration::from_millis(10))) {
@@ -202,4 +241,48 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
         }
     }
     Ok(RunReport { totals, elapsed: started.elapsed() })
+}
+
+/// Opens the checkpoint store of `options` and returns the newest usable checkpoint of `job` (none at a first
+/// start or with `--checkpoint-reset`), logging and recording the restore time.
+///
+/// # Errors
+/// `--checkpoint-dir`: checkpoint files exist but none is usable (corrupt), or the newest belongs to another
+/// job (other inputs or settings); both refuse to start unless `--checkpoint-reset` is given.
+pub fn restore(options: &CheckpointOptions, job: &str) -> anyhow::Result<(Option<Checkpoint>, CheckpointStore)> {
+    let started = Instant::now();
+    let store = CheckpointStore::open(&options.dir)?;
+    if options.reset {
+        tracing::warn!(dir = %options.dir.display(), "--checkpoint-reset: removing the checkpoints and starting from the beginning");
+        store.reset()?;
+        return Ok((None, store));
+    }
+    let loaded = store.load()?;
+    let Some(checkpoint) = loaded.checkpoint else {
+        if !loaded.skipped.is_empty() {
+            let files: Vec<String> = loaded.skipped.iter().map(|(p, e)| format!("{}: {e}", p.display())).collect();
+            anyhow::bail!("--checkpoint-dir {}: no usable checkpoint ({}); refusing to start from scratch, use --checkpoint-reset to do so", options.dir.display(), files.join("; "));
+        }
+        tracing::info!(dir = %options.dir.display(), "no checkpoint yet: starting from the beginning");
+        return Ok((None, store));
+    };
+    if checkpoint.job != job {
+        anyhow::bail!(
+            "--checkpoint-dir {}: the checkpoint belongs to another job ({}), not this one ({job}); use the same inputs and settings, another directory, or --checkpoint-reset",
+            options.dir.display(),
+            checkpoint.job
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    metrics::gauge!("taxiflow_checkpoint_restore_seconds").set(seconds);
+    metrics::gauge!("taxiflow_checkpoint_last_epoch").set(checkpoint.epoch as f64);
+    tracing::info!(
+        epoch = checkpoint.epoch,
+        partitions = checkpoint.sources.len(),
+        window_parts = checkpoint.windows.len(),
+        skipped = loaded.skipped.len(),
+        ms = seconds * 1000.0,
+        "restored checkpoint"
+    );
+    Ok((Some(checkpoint), store))
 }

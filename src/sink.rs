@@ -2,9 +2,11 @@
 //! `kafka://BROKER/TOPIC` and `es+https://HOST` (Elasticsearch/OpenSearch, see [`crate::elasticsearch`]).
 //!
 //! Documents and dead letters are serialized to JSON on the worker that produced them, then routed to worker 0
-//! of process 0, which writes them. A time's documents are written when the sink's input frontier passes that
-//! time, sorted by (`timestamp`, `_id`), so the files do not depend on the number of workers. Dead letters are
-//! written as they arrive (sorted within each batch), so their order can vary between runs.
+//! of process 0, which writes them ([`sink`]). A time's documents are written when the sink's input frontier
+//! passes that event time, sorted by (`timestamp`, `_id`), so the files do not depend on the number of workers.
+//! Dead letters are written as they arrive (sorted within each batch), so their order can vary between runs.
+//! With checkpoints, the same operator commits each epoch after the sink acknowledged it, and a file sink writes
+//! an epoch's lines only then ([`Release::Epoch`]; see [`crate::checkpoint`]).
 //!
 //! File layout: `DIR/pickup_count.jsonl`, `DIR/trip_duration.jsonl` (one document per line: the fields of
 //! spec §4 plus `_id`) and `DIR/dead_letter.jsonl` (see [`DeadLetter`]). The files are truncated at start.
@@ -21,6 +23,8 @@ use std::rc::Rc;
 use anyhow::{bail, Context};
 use serde::Serialize;
 use taxiflow_dataflows::documents::Document;
+use taxiflow_dataflows::epoch::{completed_epoch, event_time_passed, time, CheckpointPart, Time};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
@@ -70,6 +74,8 @@ pub struct SinkWriter {
     target: Target,
     error: Option<String>,
     written: Written,
+    /// The file sink's directory.
+    dir: Option<String>,
 }
 
 enum Target {
@@ -121,28 +127,52 @@ struct Indexed<'a, D: Serialize> {
 }
 
 impl SinkWriter {
-    /// Opens the sink: creates `DIR` and truncates the three files; connects to Kafka; connects to
-    /// Elasticsearch and creates its templates and indices.
+    /// Opens the sink: creates `DIR` and truncates the three files (or, restoring a checkpoint, cuts them back
+    /// to the lengths `restore` recorded); connects to Kafka; connects to Elasticsearch and creates its
+    /// templates and indices.
     ///
     /// # Errors
-    /// `--sink`: the directory or a file cannot be created, the brokers or the cluster cannot be reached.
-    pub fn open(spec: &SinkSpec) -> anyhow::Result<SinkWriter> {
+    /// `--sink`: the directory or a file cannot be created, a file is shorter than the checkpoint says (it was
+    /// changed outside the job), the checkpoint's file sink was another directory, the brokers or the cluster
+    /// cannot be reached.
+    pub fn open(spec: &SinkSpec, restore: Option<&crate::checkpoint::SinkPosition>) -> anyhow::Result<SinkWriter> {
+        let mut dir_name = None;
         let target = match spec {
             SinkSpec::Stdout => Target::Stdout(BufWriter::new(std::io::stdout())),
             SinkSpec::Kafka(topic) => Target::Kafka(crate::kafka::sink::KafkaSink::open(topic, std::time::Duration::from_secs(30))?),
             SinkSpec::Elasticsearch(options) => Target::Elasticsearch(Box::new(crate::elasticsearch::EsSink::open(options)?)),
             SinkSpec::File(dir) => {
                 std::fs::create_dir_all(dir).with_context(|| format!("--sink: cannot create directory {}", dir.display()))?;
+                let name = dir.display().to_string();
+                let lengths = match restore.and_then(|r| r.files.as_ref()) {
+                    Some((restored_dir, lengths)) if *restored_dir == name => Some(lengths),
+                    Some((restored_dir, _)) => bail!("--sink file://{name}: the checkpoint was taken with --sink file://{restored_dir}; use that sink or --checkpoint-reset"),
+                    None => None,
+                };
                 let mut files = Vec::new();
                 for index in [taxiflow_dataflows::documents::PICKUP_COUNT_INDEX, taxiflow_dataflows::documents::TRIP_DURATION_INDEX, DEAD_LETTER_INDEX] {
                     let path = dir.join(format!("{index}.jsonl"));
-                    let file = File::create(&path).with_context(|| format!("--sink: cannot create {}", path.display()))?;
+                    let file = match lengths {
+                        None => File::create(&path).with_context(|| format!("--sink: cannot create {}", path.display()))?,
+                        Some(lengths) => {
+                            let keep = lengths.get(index).copied().unwrap_or(0);
+                            let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("--sink: cannot open {}", path.display()))?;
+                            let len = file.metadata()?.len();
+                            if len < keep {
+                                bail!("--sink: {} has {len} bytes but the checkpoint acknowledged {keep}: it was changed outside the job", path.display());
+                            }
+                            file.set_len(keep).with_context(|| format!("--sink: cannot truncate {}", path.display()))?;
+                            tracing::info!(file = %path.display(), bytes = keep, dropped = len - keep, "file sink cut back to the checkpoint");
+                            file
+                        }
+                    };
                     files.push((index, BufWriter::with_capacity(1 << 16, file)));
                 }
+                dir_name = Some(name);
                 Target::Files(files)
             }
         };
-        Ok(SinkWriter { target, error: None, written: Written::default() })
+        Ok(SinkWriter { target, error: None, written: Written::default(), dir: dir_name })
     }
 
     /// How records are serialized for this sink.
@@ -210,6 +240,40 @@ impl SinkWriter {
                 false
             }
         }
+    }
+
+    /// Makes everything written so far durable and acknowledged, for a checkpoint: files are flushed and synced
+    /// (`fsync`) and their lengths returned; Kafka waits for every delivery, Elasticsearch for the answer of
+    /// every bulk request; standard output is flushed.
+    ///
+    /// # Errors
+    /// A write, sync or delivery failed (the sink's first error).
+    pub fn sync(&mut self) -> anyhow::Result<crate::checkpoint::SinkPosition> {
+        self.flush();
+        let mut position = crate::checkpoint::SinkPosition::default();
+        match &mut self.target {
+            Target::Files(files) => {
+                let mut lengths = BTreeMap::new();
+                for (index, w) in files.iter_mut() {
+                    w.flush()?;
+                    w.get_ref().sync_data()?;
+                    lengths.insert(index.to_string(), w.get_ref().metadata()?.len());
+                }
+                position.files = Some((self.dir.clone().unwrap_or_default(), lengths));
+            }
+            Target::Stdout(w) => w.flush()?,
+            Target::Kafka(k) => k.finish(std::time::Duration::from_secs(60))?,
+            Target::Elasticsearch(es) => es.flush()?,
+        }
+        if let Some(e) = &self.error {
+            bail!("{e}");
+        }
+        Ok(position)
+    }
+
+    /// Records a failure that ends the job (as a write error does).
+    pub fn fail(&mut self, error: String) {
+        self.check_handed_over(Err(std::io::Error::other(error)));
     }
 
     /// Flushes and closes the sink (Elasticsearch: sends everything buffered and waits for the answers) and
@@ -322,11 +386,9 @@ pub struct SinkLine {
     pub window_start: Option<i64>,
 }
 
-/// Serializes `stream` on the workers that produced it (in `shape`), routes the lines to worker 0 and writes
-/// them there with `writer` (which only worker 0 has), releasing each timestamp's lines once the input
-/// frontier has passed it (dead letters at once). The writer counts what it wrote (see [`Written`]).
-pub fn write_stream<'s, R: SinkRecord>(stream: StreamVec<'s, u64, R>, name: &str, shape: Shape, writer: Option<Rc<RefCell<SinkWriter>>>) {
-    let lines: StreamVec<'s, u64, SinkLine> = stream.unary(Pipeline, &format!("{name}.serialize"), move |_capability, _info| {
+/// Serializes `stream` on the workers that produced it, in `shape`, for [`sink`].
+pub fn serialize<'s, R: SinkRecord>(stream: StreamVec<'s, Time, R>, name: &str, shape: Shape) -> StreamVec<'s, Time, SinkLine> {
+    stream.unary(Pipeline, &format!("{name}.serialize"), move |_capability, _info| {
         move |input, output| {
             input.for_each_time(|time, batches| {
                 let mut session = output.session(&time);
@@ -353,38 +415,100 @@ pub fn write_stream<'s, R: SinkRecord>(stream: StreamVec<'s, u64, R>, name: &str
                 }
             });
         }
-    });
-    let mut pending: BTreeMap<u64, Vec<SinkLine>> = BTreeMap::new();
-    let label = name.to_string();
-    lines.sink(Exchange::new(|_: &SinkLine| 0), name, move |(input, frontier)| {
-        input.for_each_time(|time, batches| {
-            let queue = pending.entry(*time.time()).or_default();
-            for batch in batches {
-                queue.append(batch);
-            }
-        });
-        let mut released = false;
-        while let Some(entry) = pending.first_entry() {
-            // Documents wait until their window's time is complete; dead letters need no event-time order and
-            // are written as they come (a stalled frontier must not hold them back).
-            if R::INDEX != IndexName::DeadLetter && frontier.less_equal(entry.key()) {
-                break;
-            }
-            let time = *entry.key();
-            let mut records = entry.remove();
-            records.sort_unstable_by(|a, b| (a.order, &a.key).cmp(&(b.order, &b.key)));
+    })
+}
+
+/// When the sink releases documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// A time's documents once the event-time frontier has passed it, dead letters at once (no checkpoints,
+    /// or a sink that overwrites by `_id`: Elasticsearch, Kafka, standard output).
+    EventTime,
+    /// Everything of an epoch once the epoch is complete, i.e. at each checkpoint (a file sink with
+    /// checkpoints: a file cannot overwrite a line, so it only ever holds committed epochs).
+    Epoch,
+}
+
+/// The sink operator, on worker 0 of process 0: writes `lines` with `writer` (which only worker 0 has) and,
+/// with `checkpoints`, commits each epoch once the lines and `parts` of every worker have passed it.
+///
+/// Documents of one release are sorted by (event time, `timestamp`, `_id`), so files do not depend on the
+/// number of workers. At a commit, every line of the epoch is written first, the writer flushed and
+/// acknowledged ([`SinkWriter::sync`]), and only then the checkpoint written, so a checkpoint never claims a
+/// document the sink does not have.
+pub fn sink<'s>(
+    lines: StreamVec<'s, Time, SinkLine>,
+    parts: StreamVec<'s, Time, CheckpointPart>,
+    release: Release,
+    writer: Option<Rc<RefCell<SinkWriter>>>,
+    mut checkpoints: Option<crate::checkpoint::writer::CheckpointWriter>,
+) {
+    let mut documents: BTreeMap<Time, Vec<SinkLine>> = BTreeMap::new();
+    let mut dead_letters: BTreeMap<u64, Vec<SinkLine>> = BTreeMap::new();
+    lines.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(parts, Exchange::new(|_: &SinkLine| 0), Exchange::new(|_: &CheckpointPart| 0), "sink", move |_capability, _info| {
+        move |(lines, lines_frontier), (parts, parts_frontier), _output| {
+            lines.for_each_time(|time, batches| {
+                for batch in batches {
+                    for line in batch.drain(..) {
+                        if line.index == IndexName::DeadLetter {
+                            dead_letters.entry(time.time().inner).or_default().push(line);
+                        } else {
+                            documents.entry(*time.time()).or_default().push(line);
+                        }
+                    }
+                }
+            });
+            parts.for_each_time(|time, batches| {
+                for batch in batches {
+                    for part in batch.drain(..) {
+                        if let Some(c) = checkpoints.as_mut() {
+                            c.accept(time.time().inner, part);
+                        }
+                    }
+                }
+            });
+            let (lines_frontier, parts_frontier) = (lines_frontier.frontier(), parts_frontier.frontier());
+            let finished = lines_frontier.is_empty() && parts_frontier.is_empty();
+            // The largest epoch whose lines and parts have all arrived (checkpoints only).
+            let completed = checkpoints.as_ref().and_then(|c| {
+                let both = completed_epoch(lines_frontier)?.min(completed_epoch(parts_frontier)?);
+                let epoch = if finished { c.newest_epoch() } else { both };
+                (epoch > c.committed()).then_some(epoch)
+            });
+            let releasable = |t: &Time| match release {
+                Release::EventTime => event_time_passed(lines_frontier, t.outer) || completed.is_some_and(|e| t.inner <= e),
+                Release::Epoch => finished || completed.is_some_and(|e| t.inner <= e),
+            };
+            let times: Vec<Time> = documents.keys().filter(|t| releasable(t)).copied().collect();
+            let letters: Vec<u64> = dead_letters.keys().filter(|e| release == Release::EventTime || releasable(&time(0, **e))).copied().collect();
+            let mut released = !times.is_empty() || !letters.is_empty();
             if let Some(writer) = &writer {
                 let mut w = writer.borrow_mut();
-                for r in records {
-                    w.write(time, r);
+                for t in times {
+                    let mut records = documents.remove(&t).unwrap_or_default();
+                    records.sort_unstable_by(|a, b| (a.order, &a.key).cmp(&(b.order, &b.key)));
+                    for r in records {
+                        w.write(t.outer, r);
+                    }
+                    metrics::gauge!("taxiflow_output_watermark_ms").set(t.outer as f64);
                 }
-            }
-            metrics::gauge!("taxiflow_output_watermark_ms", "stream" => label.clone()).set(time as f64);
-            released = true;
-        }
-        if released || frontier.frontier().is_empty() {
-            if let Some(writer) = &writer {
-                writer.borrow_mut().flush();
+                for e in letters {
+                    let mut records = dead_letters.remove(&e).unwrap_or_default();
+                    records.sort_unstable_by(|a, b| (a.order, &a.key).cmp(&(b.order, &b.key)));
+                    for r in records {
+                        w.write(0, r);
+                    }
+                }
+                if let (Some(epoch), Some(c)) = (completed, checkpoints.as_mut()) {
+                    match w.sync().and_then(|position| c.commit(epoch, position)) {
+                        Ok(()) => {}
+                        Err(e) => w.fail(format!("checkpoint {epoch} failed: {e:#}")),
+                    }
+                    released = false;
+                }
+                if released || finished {
+                    w.flush();
+                }
             }
         }
     });

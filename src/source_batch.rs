@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use taxiflow_dataflows::epoch::{time, CheckpointPart, Time};
 use taxiflow_dataflows::Trip;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -119,27 +120,44 @@ impl SourceBatch {
     }
 }
 
-/// The outputs of a source operator (trips and dead letters), their capabilities and the operator's activator,
-/// handed to the source's logic by [`build_source`]. Both capabilities always stand at the same time.
+/// When a source ends an epoch (see `taxiflow_dataflows::epoch`): every `interval` (`--checkpoint-interval`),
+/// starting at epoch `start`; never without `--checkpoint-dir`.
+#[derive(Clone, Copy, Debug)]
+pub struct Epochs {
+    /// Time between two cuts; `None`: no checkpoints, the epoch stays `start`.
+    pub interval: Option<std::time::Duration>,
+    /// The first epoch of this run.
+    pub start: u64,
+}
+
+/// The streams of a source: trips, dead letters and checkpoint parts (positions of its partitions).
+pub type SourceStreams<'s> = (StreamVec<'s, Time, Trip>, StreamVec<'s, Time, DeadLetter>, StreamVec<'s, Time, CheckpointPart>);
+
+/// The outputs of a source operator (trips, dead letters, checkpoint parts), their capabilities and the
+/// operator's activator, handed to the source's logic by [`build_source`]. All capabilities always stand at the
+/// same time: (the source's frontier, its epoch).
 pub struct SourceOutputs {
-    trips: OutputBuilder<u64, CapacityContainerBuilder<Vec<Trip>>>,
-    dead_letters: OutputBuilder<u64, CapacityContainerBuilder<Vec<DeadLetter>>>,
-    caps: Option<(Capability<u64>, Capability<u64>)>,
+    trips: OutputBuilder<Time, CapacityContainerBuilder<Vec<Trip>>>,
+    dead_letters: OutputBuilder<Time, CapacityContainerBuilder<Vec<DeadLetter>>>,
+    parts: OutputBuilder<Time, CapacityContainerBuilder<Vec<CheckpointPart>>>,
+    caps: Option<[Capability<Time>; 3]>,
     activator: Activator,
     worker: String,
     totals: Rc<RefCell<Totals>>,
+    epochs: Epochs,
+    next_cut: std::time::Instant,
 }
 
 impl SourceOutputs {
-    /// The source's capability time: no trip it sends may have an earlier event time. `None` once finished.
+    /// The source's capability event time: no trip it sends may have an earlier event time. `None` once finished.
     pub fn floor(&self) -> Option<u64> {
-        self.caps.as_ref().map(|(c, _)| *c.time())
+        self.caps.as_ref().map(|[c, ..]| c.time().outer)
     }
 
     /// Sends the batch's trips and dead letters at the capability, adds its counts to the worker's totals and
     /// to the Prometheus counters, and leaves the batch empty.
     pub fn send(&mut self, batch: &mut SourceBatch) {
-        if let Some((trip_cap, dead_cap)) = &self.caps {
+        if let Some([trip_cap, dead_cap, _]) = &self.caps {
             if !batch.trips.is_empty() {
                 self.trips.activate().session(trip_cap).give_container(&mut batch.trips);
             }
@@ -153,21 +171,50 @@ impl SourceOutputs {
 
     /// Moves progress to `frontier` (watermark + 1) if that is later than the capability.
     pub fn advance_to(&mut self, frontier: u64) {
-        if let Some((trip_cap, dead_cap)) = &mut self.caps {
-            if frontier > *trip_cap.time() {
-                trip_cap.downgrade(&frontier);
-                dead_cap.downgrade(&frontier);
+        if let Some(caps) = &mut self.caps {
+            if frontier > caps[0].time().outer {
+                let to = time(frontier, caps[0].time().inner);
+                for cap in caps.iter_mut() {
+                    cap.downgrade(&to);
+                }
                 metrics::gauge!("taxiflow_input_watermark_ms", "worker" => self.worker.clone()).set((frontier - 1) as f64);
             }
         }
     }
 
+    /// Whether the current epoch should end now (the checkpoint interval has passed).
+    pub fn checkpoint_due(&self) -> bool {
+        self.epochs.interval.is_some() && self.caps.is_some() && std::time::Instant::now() >= self.next_cut
+    }
+
+    /// Ends the current epoch: sends `positions` (of the partitions that changed since the last cut) at it, and
+    /// moves every capability to the next epoch, so whatever is read from now on belongs to the next checkpoint.
+    pub fn cut(&mut self, positions: Vec<CheckpointPart>) {
+        let Some(interval) = self.epochs.interval else { return };
+        if let Some(caps) = &mut self.caps {
+            if !positions.is_empty() {
+                self.parts.activate().session(&caps[2]).give_iterator(positions.into_iter());
+            }
+            let next = time(caps[0].time().outer, caps[0].time().inner + 1);
+            for cap in caps.iter_mut() {
+                cap.downgrade(&next);
+            }
+            self.next_cut = std::time::Instant::now() + interval;
+        }
+    }
+
     /// Releases the capabilities: the source will send nothing more, so every window downstream can close.
-    pub fn finish(&mut self) {
+    /// With checkpoints, `positions` (the final positions of the partitions that changed) are sent first.
+    pub fn finish(&mut self, positions: Vec<CheckpointPart>) {
+        if let (Some(caps), Some(_)) = (&self.caps, self.epochs.interval) {
+            if !positions.is_empty() {
+                self.parts.activate().session(&caps[2]).give_iterator(positions.into_iter());
+            }
+        }
         self.caps = None;
     }
 
-    /// Schedules the source again as soon as possible, or after `delay`.
+    /// Schedules the source again as soon as possible, or after `delay` (at most until the next cut).
     pub fn reschedule(&self, delay: Option<std::time::Duration>) {
         match delay {
             Some(d) => self.activator.activate_after(d),
@@ -177,14 +224,9 @@ impl SourceOutputs {
 }
 
 /// Builds a source operator named `name` for worker `worker` whose `logic` is called at every activation with
-/// the [`SourceOutputs`] (nothing is called once it has finished). Counts go to `totals`.
-pub fn build_source<'s, L>(
-    scope: Scope<'s, u64>,
-    name: &str,
-    worker: usize,
-    totals: Rc<RefCell<Totals>>,
-    mut logic: L,
-) -> (StreamVec<'s, u64, Trip>, StreamVec<'s, u64, DeadLetter>)
+/// the [`SourceOutputs`] (nothing is called once it has finished). Counts go to `totals`; the capabilities
+/// start at epoch `epochs.start`.
+pub fn build_source<'s, L>(scope: Scope<'s, Time>, name: &str, worker: usize, totals: Rc<RefCell<Totals>>, epochs: Epochs, mut logic: L) -> SourceStreams<'s>
 where
     L: FnMut(&mut SourceOutputs) + 'static,
 {
@@ -192,18 +234,22 @@ where
     let activator = scope.activator_for(builder.operator_info().address);
     let (trips_output, trips) = builder.new_output::<Vec<Trip>>();
     let (dead_output, dead_letters) = builder.new_output::<Vec<DeadLetter>>();
-    let trips_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Trip>>>::from(trips_output);
-    let dead_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
-    builder.build(move |mut capabilities| {
-        let dead_cap = capabilities.pop().expect("a capability per output");
-        let trip_cap = capabilities.pop().expect("a capability per output");
+    let (parts_output, parts) = builder.new_output::<Vec<CheckpointPart>>();
+    builder.build(move |capabilities| {
+        let mut caps: [Capability<Time>; 3] = capabilities.try_into().unwrap_or_else(|_| panic!("a capability per output"));
+        for cap in caps.iter_mut() {
+            cap.downgrade(&time(0, epochs.start));
+        }
         let mut outputs = SourceOutputs {
-            trips: trips_output,
-            dead_letters: dead_output,
-            caps: Some((trip_cap, dead_cap)),
+            trips: OutputBuilder::from(trips_output),
+            dead_letters: OutputBuilder::from(dead_output),
+            parts: OutputBuilder::from(parts_output),
+            caps: Some(caps),
             activator,
             worker: worker.to_string(),
             totals,
+            epochs,
+            next_cut: std::time::Instant::now() + epochs.interval.unwrap_or_default(),
         };
         move |_frontiers| {
             if outputs.caps.is_some() {
@@ -211,5 +257,5 @@ where
             }
         }
     });
-    (trips, dead_letters)
+    (trips, dead_letters, parts)
 }

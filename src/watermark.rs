@@ -30,6 +30,16 @@ impl PartitionWatermark {
         PartitionWatermark { progress, watermark: inherited, max_event_time: None }
     }
 
+    /// A partition that continues from a checkpointed state (see [`Self::state`]).
+    pub fn restore(progress: Progress, watermark: Option<u64>, max_event_time: Option<u64>) -> Self {
+        PartitionWatermark { progress, watermark, max_event_time }
+    }
+
+    /// The state a checkpoint keeps: (watermark, largest event time seen), ms since the Unix epoch.
+    pub fn state(&self) -> (Option<u64>, Option<u64>) {
+        (self.watermark, self.max_event_time)
+    }
+
     /// Current watermark, if any.
     pub fn watermark(&self) -> Option<u64> {
         self.watermark

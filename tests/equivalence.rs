@@ -133,6 +133,7 @@ fn run_in_process(files: &[PathBuf], s: &JobSettings, threads: usize, out: &Path
         timely,
         min_split_bytes: 1,
         max_split_bytes,
+        checkpoint: None,
     })
     .expect("run succeeds");
 }

@@ -37,6 +37,7 @@ fn run_into(source: SourceSpec, threads: usize, out: &Path) -> taxiflow::summary
         timely,
         min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
         max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
+        checkpoint: None,
     })
     .expect("run succeeds")
     .totals
@@ -151,6 +152,7 @@ fn kafka_sink_writes_the_file_sink_documents_keyed_by_id() {
         timely,
         min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
         max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
+        checkpoint: None,
     })
     .expect("run with the kafka sink succeeds");
 

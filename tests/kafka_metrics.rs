@@ -69,6 +69,7 @@ fn consumer_lag_gauges_per_partition() {
         timely: timely::Config::process(2),
         min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
         max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
+        checkpoint: None,
     })
     .unwrap();
     assert_eq!(report.totals.unwrap().trips, replayed.acknowledged);

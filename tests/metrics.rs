@@ -41,6 +41,7 @@ fn prometheus_endpoint_reports_the_run() {
         timely: timely::Config::process(2),
         min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
         max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
+        checkpoint: None,
     })
     .unwrap();
     let totals = report.totals.unwrap();

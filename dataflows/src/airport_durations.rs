@@ -7,6 +7,7 @@ use timely::dataflow::StreamVec;
 use crate::documents::{document_id, TripDuration, TRIP_DURATION_INDEX};
 use crate::geo::Airport;
 use crate::geohash::Geohash;
+use crate::epoch::{CheckpointPart, Recovery, Time};
 use crate::profile::JobSettings;
 use crate::trip::Trip;
 use crate::windowed_aggregate::{windowed_aggregate, MinutesSum};
@@ -18,17 +19,17 @@ use crate::windowed_aggregate::{windowed_aggregate, MinutesSum};
 /// Output: one [`TripDuration`] per group with at least `settings.min_duration_trips` trips, with
 /// `avg_trip_duration = sum / n` as f64, at timestamp = window end, `timestamp` field = window end +
 /// `settings.timestamp_offset_ms`.
-pub fn airport_durations<'s>(nyc_trips: StreamVec<'s, u64, Trip>, settings: &JobSettings) -> StreamVec<'s, u64, TripDuration> {
+pub fn airport_durations<'s>(nyc_trips: StreamVec<'s, Time, Trip>, settings: &JobSettings, recovery: &Recovery) -> (StreamVec<'s, Time, TripDuration>, StreamVec<'s, Time, CheckpointPart>) {
     let precision = settings.duration_precision;
     let min_trips = settings.min_duration_trips;
     let settings = settings.clone();
     let airports = settings.clone();
-    windowed_aggregate(nyc_trips, settings.window, "airport_durations", move |trip| {
+    let (aggregates, parts) = windowed_aggregate(nyc_trips, settings.window, "airport_durations", recovery, move |trip| {
         let airport: Airport = airports.airport_of(trip.dropoff)?;
         let cell = Geohash::encode(trip.pickup.lat, trip.pickup.lon, precision)?;
         Some(((cell, airport), MinutesSum { sum: trip.duration_minutes(), trips: 1 }))
-    })
-    .flat_map(move |agg| {
+    });
+    let documents = aggregates.flat_map(move |agg| {
         (agg.acc.trips >= min_trips).then(|| {
             let (cell, airport) = agg.key;
             TripDuration {
@@ -40,5 +41,6 @@ pub fn airport_durations<'s>(nyc_trips: StreamVec<'s, u64, Trip>, settings: &Job
                 timestamp: settings.document_timestamp(agg.window.end_ms),
             }
         })
-    })
+    });
+    (documents, parts)
 }

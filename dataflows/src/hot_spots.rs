@@ -6,6 +6,7 @@ use timely::dataflow::StreamVec;
 
 use crate::documents::{document_id, PickupCount, PICKUP_COUNT_INDEX};
 use crate::geohash::Geohash;
+use crate::epoch::{CheckpointPart, Recovery, Time};
 use crate::profile::JobSettings;
 use crate::trip::Trip;
 use crate::windowed_aggregate::{windowed_aggregate, Count};
@@ -15,14 +16,14 @@ use crate::windowed_aggregate::{windowed_aggregate, Count};
 ///
 /// Output: one [`PickupCount`] per (cell, window) with `pickup_count ≥ settings.min_pickup_count`, at
 /// timestamp = window end, `timestamp` field = window end + `settings.timestamp_offset_ms`.
-pub fn hot_spots<'s>(nyc_trips: StreamVec<'s, u64, Trip>, settings: &JobSettings) -> StreamVec<'s, u64, PickupCount> {
+pub fn hot_spots<'s>(nyc_trips: StreamVec<'s, Time, Trip>, settings: &JobSettings, recovery: &Recovery) -> (StreamVec<'s, Time, PickupCount>, StreamVec<'s, Time, CheckpointPart>) {
     let precision = settings.hot_spot_precision;
     let min_count = settings.min_pickup_count;
     let settings = settings.clone();
-    windowed_aggregate(nyc_trips, settings.window, "hot_spots", move |trip| {
+    let (aggregates, parts) = windowed_aggregate(nyc_trips, settings.window, "hot_spots", recovery, move |trip| {
         Some((Geohash::encode(trip.pickup.lat, trip.pickup.lon, precision)?, Count(1)))
-    })
-    .flat_map(move |agg| {
+    });
+    let documents = aggregates.flat_map(move |agg| {
         (agg.acc.0 >= min_count).then(|| {
             let cell = agg.key.as_str();
             PickupCount {
@@ -32,5 +33,6 @@ pub fn hot_spots<'s>(nyc_trips: StreamVec<'s, u64, Trip>, settings: &JobSettings
                 timestamp: settings.document_timestamp(agg.window.end_ms),
             }
         })
-    })
+    });
+    (documents, parts)
 }

@@ -9,14 +9,16 @@
 //!   tumbling window (`trip_duration` index).
 //! * [`job::build_job`]: the three composed, as `taxiflow run` uses them.
 //!
-//! Timestamps of every stream are event time in **milliseconds since the Unix epoch** (`u64`).
-//! A window `[start, end)` is emitted exactly once, at timestamp `end`, when the input frontier reaches `end`
-//! (see [`windowed_aggregate`]).
+//! Timestamps of every stream are [`epoch::Time`]: event time in **milliseconds since the Unix epoch** (`u64`)
+//! × checkpoint epoch. A window `[start, end)` is emitted exactly once, at event time `end`, when the input
+//! frontier's event time reaches `end` (see [`windowed_aggregate`]); checkpoints are cut by epoch (see
+//! [`epoch`]).
 
 #![warn(missing_docs)]
 
 pub mod airport_durations;
 pub mod documents;
+pub mod epoch;
 pub mod geo;
 pub mod geohash;
 pub mod hot_spots;
@@ -28,6 +30,7 @@ pub mod window;
 pub mod windowed_aggregate;
 
 pub use documents::{PickupCount, TripDuration};
+pub use epoch::{CheckpointPart, Recovery, Time};
 pub use profile::{JobSettings, Profile, Progress};
 pub use trip::{Point, Trip};
 pub use window::{TumblingWindow, Window};

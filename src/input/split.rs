@@ -132,6 +132,46 @@ impl SplitReader {
         Ok(r)
     }
 
+    /// Reopens `split` where a checkpoint left it: at the line starting at byte `offset` (of the decompressed
+    /// file), with `lines_before` lines before it. A gzip file is decompressed from its start and the first
+    /// `offset` bytes are skipped.
+    ///
+    /// # Errors
+    /// The file cannot be opened, sought or read, or is shorter than `offset`.
+    pub fn resume(split: &Split, offset: u64, lines_before: u64) -> io::Result<SplitReader> {
+        let path = &split.file.path;
+        let reader: Box<dyn BufRead + Send> = if split.file.gzip {
+            let mut reader = open_decoded(path).map_err(io::Error::other)?;
+            let skipped = io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
+            if skipped < offset {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} is shorter than the checkpointed offset {offset}", path.display())));
+            }
+            reader
+        } else {
+            let mut file = File::open(path)?;
+            if file.metadata()?.len() < offset {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} is shorter than the checkpointed offset {offset}", path.display())));
+            }
+            file.seek(SeekFrom::Start(offset))?;
+            Box::new(BufReader::with_capacity(1 << 20, file))
+        };
+        Ok(SplitReader {
+            reader,
+            pos: offset,
+            end: split.end,
+            first_line_offset: offset,
+            lines_read: 0,
+            lines_before: std::cell::Cell::new(Some(lines_before)),
+            path: split.file.clone(),
+            line: Vec::with_capacity(512),
+        })
+    }
+
+    /// Lines consumed before [`Self::position`] (header included): where a resumed reader continues counting.
+    pub fn lines_consumed(&self) -> u64 {
+        self.line_number()
+    }
+
     /// Offset of the first line this split owns (after the partial line before a byte range).
     pub fn first_line_offset(&self) -> u64 {
         self.first_line_offset

@@ -29,12 +29,13 @@ use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use taxiflow_dataflows::{Progress, Trip};
-use timely::dataflow::{Scope, StreamVec};
+use taxiflow_dataflows::epoch::Time;
+use taxiflow_dataflows::{CheckpointPart, Progress};
+use timely::dataflow::Scope;
 
 use super::KafkaTopic;
-use crate::dead_letter::DeadLetter;
-use crate::source_batch::{build_source, Position, SourceBatch};
+use crate::checkpoint::{Checkpoint, SourcePosition, WatermarkState};
+use crate::source_batch::{build_source, Epochs, Position, SourceBatch, SourceStreams};
 use crate::summary::Totals;
 use crate::watermark::PartitionWatermark;
 
@@ -76,12 +77,42 @@ struct PartitionState {
     last_record: Instant,
     /// Kafka timestamp (ms since the Unix epoch) of the last record read.
     last_timestamp_ms: Option<i64>,
+    /// Read since the last checkpoint cut.
+    dirty: bool,
 }
 
 impl PartitionState {
     fn finished(&self) -> bool {
         self.end.is_some_and(|end| self.next_offset >= end)
     }
+
+    /// A partition starting at `start` (ending at `end` for a bounded read), or where `restored` left it.
+    fn new(progress: Progress, start: i64, end: Option<i64>, restored: Option<&SourcePosition>) -> Self {
+        let (next_offset, end, clock) = match restored {
+            Some(SourcePosition::Kafka { next_offset, end: restored_end, watermark, .. }) => (*next_offset, restored_end.or(end).filter(|_| end.is_some()), watermark.clock(progress)),
+            _ => (start, end, PartitionWatermark::new(progress, None)),
+        };
+        PartitionState { clock, next_offset, end, last_record: Instant::now(), last_timestamp_ms: None, dirty: true }
+    }
+
+    fn position(&self, partition: i32) -> CheckpointPart {
+        SourcePosition::Kafka { partition, next_offset: self.next_offset, end: self.end, watermark: WatermarkState::of(&self.clock) }.part()
+    }
+}
+
+/// The checkpoint positions of the partitions read since the last cut.
+fn positions(partitions: &mut BTreeMap<i32, PartitionState>) -> Vec<CheckpointPart> {
+    let mut parts = Vec::new();
+    for (p, s) in partitions.iter_mut().filter(|(_, s)| s.dirty) {
+        s.dirty = false;
+        parts.push(s.position(*p));
+    }
+    parts
+}
+
+/// The restored position of partition `p`.
+fn restored_position(restored: Option<&Checkpoint>, p: i32) -> Option<&SourcePosition> {
+    restored.and_then(|c| c.sources.get(&format!("kafka:{p}")))
 }
 
 /// What the background watcher last learned from the brokers.
@@ -167,18 +198,23 @@ pub fn consumer(options: &KafkaSourceOptions) -> anyhow::Result<BaseConsumer> {
         .with_context(|| format!("--source kafka://{}/{}: cannot create a consumer", options.topic.brokers, options.topic.topic))
 }
 
-/// Builds the Kafka source of worker `worker` of `peers`. Outputs trips and dead letters, like the file source.
+/// Builds the Kafka source of worker `worker` of `peers`. Outputs trips, dead letters and checkpoint parts, like
+/// the file source. Partitions in `restored` resume at their checkpointed next offset, watermark and (bounded
+/// read) end offset; `--start` applies to the others.
 ///
 /// # Errors
 /// The consumer cannot be created, the topic is unknown, or its offsets cannot be read (all naming `--source`).
+#[allow(clippy::too_many_arguments)]
 pub fn kafka_source<'s>(
-    scope: Scope<'s, u64>,
+    scope: Scope<'s, Time>,
     options: KafkaSourceOptions,
     progress: Progress,
     totals: Rc<RefCell<Totals>>,
     worker: usize,
     peers: usize,
-) -> anyhow::Result<(StreamVec<'s, u64, Trip>, StreamVec<'s, u64, DeadLetter>)> {
+    epochs: Epochs,
+    restored: Option<std::sync::Arc<Checkpoint>>,
+) -> anyhow::Result<SourceStreams<'s>> {
     let consumer = consumer(&options)?;
     let url = format!("kafka://{}/{}", options.topic.brokers, options.topic.topic);
     let count = partition_count(&consumer, &options.topic, options.timeout)?;
@@ -194,17 +230,9 @@ pub fn kafka_source<'s>(
             StartPosition::Earliest => low,
             StartPosition::Latest => high,
         };
-        assignment.add_partition_offset(&options.topic.topic, p, Offset::Offset(start)).context("assignment")?;
-        partitions.insert(
-            p,
-            PartitionState {
-                clock: PartitionWatermark::new(progress, None),
-                next_offset: start,
-                end: options.stop_at_latest.then_some(high),
-                last_record: Instant::now(),
-                last_timestamp_ms: None,
-            },
-        );
+        let state = PartitionState::new(progress, start, options.stop_at_latest.then_some(high), restored_position(restored.as_deref(), p));
+        assignment.add_partition_offset(&options.topic.topic, p, Offset::Offset(state.next_offset)).context("assignment")?;
+        partitions.insert(p, state);
     }
     consumer.assign(&assignment).with_context(|| format!("--source {url}: cannot assign partitions"))?;
     tracing::info!(
@@ -218,7 +246,7 @@ pub fn kafka_source<'s>(
     let mut sources: BTreeMap<i32, String> = (0..count).map(|p| (p, format!("{url}/{p}"))).collect();
 
     let mut next_commit = Instant::now() + Duration::from_secs(5);
-    Ok(build_source(scope, "kafka_source", worker, totals, move |outputs| {
+    Ok(build_source(scope, "kafka_source", worker, totals, epochs, move |outputs| {
         let Some(floor) = outputs.floor() else { return };
         let mut batch = SourceBatch::default();
         let mut received = 0;
@@ -243,6 +271,7 @@ pub fn kafka_source<'s>(
                         metrics::counter!("taxiflow_kafka_offsets_skipped_total", "partition" => p.to_string()).increment(skipped as u64);
                     }
                     state.next_offset = message.offset() + 1;
+                    state.dirty = true;
                     state.last_record = Instant::now();
                     state.last_timestamp_ms = message.timestamp().to_millis();
                     let raw = message.payload().unwrap_or_default();
@@ -261,7 +290,7 @@ pub fn kafka_source<'s>(
             if let Ok(watched) = watcher.watched.try_lock() {
                 report_lag(&watched, &partitions);
                 if !options.stop_at_latest {
-                    add_new_partitions(&consumer, &options, progress, &watched, &mut partitions);
+                    add_new_partitions(&consumer, &options, progress, &watched, &mut partitions, restored.as_deref());
                 }
             }
             next_commit = now + Duration::from_secs(5);
@@ -275,7 +304,7 @@ pub fn kafka_source<'s>(
             if let Ok(watched) = watcher.watched.try_lock() {
                 report_lag(&watched, &partitions);
             }
-            outputs.finish();
+            outputs.finish(positions(&mut partitions));
             tracing::debug!(worker, "kafka source finished");
             return;
         }
@@ -284,6 +313,9 @@ pub fn kafka_source<'s>(
         let highest = active.clone().map(|s| s.clock.frontier()).max();
         if let Some(frontier) = busy.map(|s| s.clock.frontier()).min().or(highest) {
             outputs.advance_to(frontier);
+        }
+        if outputs.checkpoint_due() {
+            outputs.cut(positions(&mut partitions));
         }
         outputs.reschedule((received == 0).then_some(Duration::from_millis(5)));
     }))
@@ -316,13 +348,16 @@ fn commit(consumer: &BaseConsumer, topic: &str, partitions: &BTreeMap<i32, Parti
     }
 }
 
-/// Assigns partitions added to the topic since the start that belong to this worker, from their beginning.
-fn add_new_partitions(consumer: &BaseConsumer, options: &KafkaSourceOptions, progress: Progress, watched: &Watched, partitions: &mut BTreeMap<i32, PartitionState>) {
+/// Assigns partitions added to the topic since the start that belong to this worker, from their beginning (or
+/// their checkpointed position).
+fn add_new_partitions(consumer: &BaseConsumer, options: &KafkaSourceOptions, progress: Progress, watched: &Watched, partitions: &mut BTreeMap<i32, PartitionState>, restored: Option<&Checkpoint>) {
     let mut added = TopicPartitionList::new();
     let new: Vec<i32> = watched.high.keys().copied().filter(|p| !partitions.contains_key(p)).collect();
     for p in new {
-        let _ = added.add_partition_offset(&options.topic.topic, p, Offset::Beginning);
-        partitions.insert(p, PartitionState { clock: PartitionWatermark::new(progress, None), next_offset: 0, end: None, last_record: Instant::now(), last_timestamp_ms: None });
+        let state = PartitionState::new(progress, 0, None, restored_position(restored, p));
+        let offset = if state.next_offset == 0 { Offset::Beginning } else { Offset::Offset(state.next_offset) };
+        let _ = added.add_partition_offset(&options.topic.topic, p, offset);
+        partitions.insert(p, state);
     }
     if added.count() > 0 {
         tracing::info!(partitions = added.count(), total = watched.partitions, "new partitions assigned");

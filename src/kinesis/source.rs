@@ -41,12 +41,13 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
-use taxiflow_dataflows::{Progress, Trip};
-use timely::dataflow::{Scope, StreamVec};
+use taxiflow_dataflows::epoch::Time;
+use taxiflow_dataflows::{CheckpointPart, Progress};
+use timely::dataflow::Scope;
 
 use super::{list_shards, KinesisStream, ShardInfo};
-use crate::dead_letter::DeadLetter;
-use crate::source_batch::{build_source, Position, SourceBatch};
+use crate::checkpoint::{Checkpoint, SourcePosition, WatermarkState};
+use crate::source_batch::{build_source, Epochs, Position, SourceBatch, SourceStreams};
 use crate::summary::Totals;
 use crate::watermark::PartitionWatermark;
 
@@ -156,31 +157,76 @@ struct ShardClock {
     ended: bool,
     /// Children this worker reads that have not started yet: the ended shard holds progress back until then.
     waiting_children: Vec<String>,
+    /// Read since the last checkpoint cut.
+    dirty: bool,
+}
+
+impl ShardClock {
+    fn position(&self, shard: &str) -> CheckpointPart {
+        SourcePosition::Kinesis { shard: shard.to_string(), last_sequence: self.last_sequence.clone(), ended: self.ended || self.caught_up, watermark: WatermarkState::of(&self.clock) }.part()
+    }
+}
+
+/// The checkpoint positions of the shards read since the last cut.
+fn positions(shards: &mut BTreeMap<String, ShardClock>) -> Vec<CheckpointPart> {
+    let mut parts = Vec::new();
+    for (id, s) in shards.iter_mut().filter(|(_, s)| s.dirty) {
+        s.dirty = false;
+        parts.push(s.position(id));
+    }
+    parts
+}
+
+/// The checkpointed shards: id → (last sequence number, ended, watermark).
+type RestoredShards = BTreeMap<String, (Option<String>, bool, WatermarkState)>;
+
+fn restored_shards(restored: Option<&Checkpoint>) -> RestoredShards {
+    restored
+        .into_iter()
+        .flat_map(|c| c.sources.values())
+        .filter_map(|p| match p {
+            SourcePosition::Kinesis { shard, last_sequence, ended, watermark } => Some((shard.clone(), (last_sequence.clone(), *ended, *watermark))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Builds the Kinesis source of worker `worker` of `peers`; `readers` is `min(peers, open shards at start)`.
-/// Outputs trips and dead letters, like the other sources.
+/// Outputs trips, dead letters and checkpoint parts, like the other sources. Shards in `restored` resume
+/// `AFTER_SEQUENCE_NUMBER` their checkpointed last record with their watermark; ended ones are not read again
+/// (their children start at once).
 ///
 /// # Errors
 /// The reader thread cannot be started.
 #[allow(clippy::too_many_arguments)]
 pub fn kinesis_source<'s>(
-    scope: Scope<'s, u64>,
+    scope: Scope<'s, Time>,
     options: KinesisSourceOptions,
     progress: Progress,
     totals: Rc<RefCell<Totals>>,
     worker: usize,
     readers: usize,
     finished: FinishedShards,
-) -> anyhow::Result<(StreamVec<'s, u64, Trip>, StreamVec<'s, u64, DeadLetter>)> {
+    epochs: Epochs,
+    restored: Option<&Checkpoint>,
+) -> anyhow::Result<SourceStreams<'s>> {
     let url = options.stream.url();
-    let reader = if worker < readers { Some(Reader::start(&options, worker, readers, finished.clone())?) } else { None };
+    let restored = restored_shards(restored);
+    {
+        let mut done = finished.lock().expect("finished shards");
+        for (shard, (_, ended, watermark)) in &restored {
+            if *ended {
+                done.insert(shard.clone(), watermark.watermark);
+            }
+        }
+    }
+    let reader = if worker < readers { Some(Reader::start(&options, worker, readers, finished.clone(), restored.clone())?) } else { None };
     let mut shards: BTreeMap<String, ShardClock> = BTreeMap::new();
     let mut snapshot: Option<BTreeSet<String>> = None;
-    Ok(build_source(scope, "kinesis_source", worker, totals, move |outputs| {
+    Ok(build_source(scope, "kinesis_source", worker, totals, epochs, move |outputs| {
         let Some(floor) = outputs.floor() else { return };
         let Some(reader) = &reader else {
-            outputs.finish();
+            outputs.finish(Vec::new());
             return;
         };
         let mut batch = SourceBatch::default();
@@ -191,7 +237,7 @@ pub fn kinesis_source<'s>(
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     tracing::error!(worker, "kinesis reader stopped");
-                    outputs.finish();
+                    outputs.finish(Vec::new());
                     return;
                 }
             };
@@ -201,17 +247,23 @@ pub fn kinesis_source<'s>(
                     if s.is_empty() {
                         // No shard now, and none later: new shards go to the readers of their parents.
                         reader.stop.store(true, Ordering::Relaxed);
-                        outputs.finish();
+                        outputs.finish(Vec::new());
                         return;
                     }
                     if options.stop_at_latest {
-                        snapshot = Some(s);
+                        // Shards a restored checkpoint says ended are done already.
+                        snapshot = Some(s.into_iter().filter(|id| !restored.get(id).is_some_and(|r| r.1)).collect());
                     }
                 }
                 Event::Started { shard, parents } => {
                     let done = finished.lock().expect("finished shards");
                     let inherited = parents.iter().filter_map(|p| done.get(p).copied().flatten()).max();
                     drop(done);
+                    let last_sequence = restored.get(&shard).and_then(|r| r.0.clone());
+                    let clock = match restored.get(&shard) {
+                        Some((_, _, watermark)) => watermark.clock(progress),
+                        None => PartitionWatermark::new(progress, inherited),
+                    };
                     for p in &parents {
                         if let Some(parent) = shards.get_mut(p) {
                             parent.waiting_children.retain(|c| c != &shard);
@@ -220,7 +272,15 @@ pub fn kinesis_source<'s>(
                     tracing::debug!(worker, %shard, ?inherited, "shard started");
                     shards.insert(
                         shard,
-                        ShardClock { clock: PartitionWatermark::new(progress, inherited), last_sequence: None, last_record: Instant::now(), caught_up: false, ended: false, waiting_children: Vec::new() },
+                        ShardClock {
+                            clock,
+                            last_sequence,
+                            last_record: Instant::now(),
+                            caught_up: false,
+                            ended: false,
+                            waiting_children: Vec::new(),
+                            dirty: true,
+                        },
                     );
                 }
                 Event::Records { shard, records, millis_behind } => {
@@ -234,6 +294,7 @@ pub fn kinesis_source<'s>(
                     metrics::counter!("taxiflow_kinesis_records_total", "shard" => shard.clone()).increment(records.len() as u64);
                     if !records.is_empty() {
                         state.last_record = Instant::now();
+                        state.dirty = true;
                     }
                     for (sequence, data, _) in &records {
                         for (i, user) in super::deaggregate::user_records(data).into_iter().enumerate() {
@@ -249,11 +310,13 @@ pub fn kinesis_source<'s>(
                 Event::CaughtUp { shard } => {
                     if let Some(state) = shards.get_mut(&shard) {
                         state.caught_up = true;
+                        state.dirty = true;
                     }
                 }
                 Event::Ended { shard, children } => {
                     if let Some(state) = shards.get_mut(&shard) {
                         state.ended = true;
+                        state.dirty = true;
                         state.waiting_children = children;
                         finished.lock().expect("finished shards").insert(shard.clone(), state.clock.watermark());
                         tracing::debug!(worker, %shard, watermark = ?state.clock.watermark(), "shard finished");
@@ -271,7 +334,7 @@ pub fn kinesis_source<'s>(
             // --stop-at latest: done when every shard of the snapshot is caught up or ended.
             let done = snapshot.iter().all(|s| shards.get(s).is_some_and(|c| c.caught_up || c.ended));
             if done {
-                outputs.finish();
+                outputs.finish(positions(&mut shards));
                 tracing::debug!(worker, "kinesis source finished");
                 return;
             }
@@ -285,9 +348,12 @@ pub fn kinesis_source<'s>(
         } else if !shards.is_empty() {
             // Every shard of this worker has ended and none has a child here: nothing more can come.
             reader.stop.store(true, Ordering::Relaxed);
-            outputs.finish();
+            outputs.finish(positions(&mut shards));
             tracing::debug!(worker, "kinesis source finished: all its shards ended");
             return;
+        }
+        if outputs.checkpoint_due() {
+            outputs.cut(positions(&mut shards));
         }
         outputs.reschedule((events == 0).then_some(Duration::from_millis(5)));
     }))
@@ -306,7 +372,7 @@ impl Drop for Reader {
 }
 
 impl Reader {
-    fn start(options: &KinesisSourceOptions, worker: usize, readers: usize, finished: FinishedShards) -> anyhow::Result<Reader> {
+    fn start(options: &KinesisSourceOptions, worker: usize, readers: usize, finished: FinishedShards, restored: RestoredShards) -> anyhow::Result<Reader> {
         let (tx, events) = sync_channel(16);
         let stop = Arc::new(AtomicBool::new(false));
         let (options, stop_flag) = (options.clone(), stop.clone());
@@ -318,7 +384,7 @@ impl Reader {
                     return;
                 }
             };
-            let run = ShardLoop { options, worker, readers, finished, tx: tx.clone(), stop: stop_flag, shards: BTreeMap::new(), known: BTreeMap::new() };
+            let run = ShardLoop { options, worker, readers, finished, tx: tx.clone(), stop: stop_flag, shards: BTreeMap::new(), known: BTreeMap::new(), restored };
             if let Err(e) = runtime.block_on(run.run()) {
                 let _ = tx.send(Event::Failed(format!("{e:#}")));
             }
@@ -356,6 +422,8 @@ struct ShardLoop {
     shards: BTreeMap<String, ShardRead>,
     /// Every shard listed.
     known: BTreeMap<String, ShardInfo>,
+    /// Positions of a restored checkpoint.
+    restored: RestoredShards,
 }
 
 impl ShardLoop {
@@ -381,10 +449,9 @@ impl ShardLoop {
                 continue; // a closed shard has nothing after "now"
             }
             let id = info.id.clone();
-            self.shards.insert(
-                id,
-                ShardRead { info, phase: Phase::Waiting, start, last_sequence: None, next_read: tokio::time::Instant::now(), throttled: 0, in_snapshot: first, caught_up: false },
-            );
+            let (last_sequence, ended) = self.restored.get(&id).map_or((None, false), |r| (r.0.clone(), r.1));
+            let phase = if ended { Phase::Done } else { Phase::Waiting };
+            self.shards.insert(id, ShardRead { info, phase, start, last_sequence, next_read: tokio::time::Instant::now(), throttled: 0, in_snapshot: first, caught_up: ended });
         }
         if first {
             tracing::info!(worker = self.worker, shards = ?self.shards.keys().collect::<Vec<_>>(), "kinesis source assigned");

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bulk_server;
+pub mod kafka_broker;
 pub mod kinesis;
 pub mod opensearch;
 
@@ -205,4 +206,47 @@ pub fn trip_event_at(dropoff_ms: u64) -> String {
         total_amount: 10.0,
     };
     taxiflow::input::json_lines::trip_event_json(&trip, 1)
+}
+
+/// Writes `copies` copies of the real trips of the bundled 2013 sample as replay-format JSON lines to `path`,
+/// copy `k` shifted by `k` days (so each copy fills its own windows), in dropoff order but with every run of
+/// 500 trips reversed, and a watermark record every 2,000 trips at the largest dropoff so far minus one minute
+/// (so some trips are late).
+/// Returns the number of trips written.
+pub fn write_real_trip_copies(path: &Path, copies: u64) -> u64 {
+    use std::io::{BufRead, Write};
+    use taxiflow::input::{csv_line::CsvLine, open_decoded, taxi_ride_csv, trim_line, Record};
+    let mut reader = open_decoded(&root().join("data/nyc-taxi-rides-2013-01-01.csv.gz")).unwrap();
+    let (mut csv, mut line, mut trips) = (CsvLine::new(), Vec::new(), Vec::new());
+    while {
+        line.clear();
+        reader.read_until(b'\n', &mut line).unwrap() > 0
+    } {
+        if let Ok(Record::Trip(t)) = taxi_ride_csv::parse(trim_line(&line), &mut csv) {
+            trips.push(t);
+        }
+    }
+    trips.sort_by_key(|t| t.dropoff_ms);
+    for run in trips.chunks_mut(500) {
+        run.reverse();
+    }
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let (mut n, mut max_dropoff) = (0u64, 0u64);
+    for copy in 0..copies {
+        let shift = copy * 86_400_000;
+        for t in &trips {
+            let mut t = t.clone();
+            t.pickup_ms += shift;
+            t.dropoff_ms += shift;
+            t.trip_id = Some(n as i64);
+            max_dropoff = max_dropoff.max(t.dropoff_ms);
+            writeln!(w, "{}", json_line(&Event::Trip(t))).unwrap();
+            n += 1;
+            if n % 2000 == 0 {
+                writeln!(w, "{}", json_line(&Event::Watermark(max_dropoff - 60_000))).unwrap();
+            }
+        }
+    }
+    writeln!(w, "{}", json_line(&Event::Watermark(max_dropoff))).unwrap();
+    n
 }

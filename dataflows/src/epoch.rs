@@ -1,0 +1,119 @@
+//! The timestamp of every taxiflow dataflow: event time × checkpoint epoch, and the checkpoint parts that
+//! operators send to the checkpoint writer.
+//!
+//! # Time
+//! [`Time`] is `Product<event time, epoch>` with the product partial order: `outer` is the event time (ms since
+//! the Unix epoch), `inner` the checkpoint epoch in which a source read the record. Event-time progress
+//! (windows closing, documents released) looks only at `outer` ([`event_time_passed`]); checkpoint progress
+//! looks only at `inner` ([`completed_epoch`]). Without `--checkpoint-dir` the epoch never changes, so the
+//! dataflow behaves as with a plain event-time timestamp.
+//!
+//! # Epochs (issue 6, "a checkpoint is one epoch")
+//! Every source holds its capabilities at `(watermark + 1, e)`. At each checkpoint interval it sends its
+//! position (a [`CheckpointPart::Source`]) at epoch `e`, then downgrades its capabilities to epoch `e + 1`, so
+//! everything it read before that moment travels at epochs `≤ e` and everything after at `> e`. When an
+//! operator's input frontier has no element with epoch `≤ e`, it has received everything read before the cut
+//! `e` of every source of every worker (timely's progress tracking), and it sends its own state for `e` (a
+//! [`CheckpointPart::Window`]). The checkpoint writer commits `e` when its inputs (the parts, and the documents
+//! of the sink) have passed `e`. This is the Chandy–Lamport / Flink aligned-barrier snapshot, with timely's
+//! frontiers in place of barriers.
+
+use serde::{Deserialize, Serialize};
+use timely::order::Product;
+use timely::progress::frontier::AntichainRef;
+
+/// Event time (`outer`, ms since the Unix epoch) × checkpoint epoch (`inner`).
+pub type Time = Product<u64, u64>;
+
+/// A [`Time`] from an event time (ms since the Unix epoch) and an epoch.
+#[inline]
+pub fn time(event_time: u64, epoch: u64) -> Time {
+    Product::new(event_time, epoch)
+}
+
+/// Whether no element of `frontier` can still produce data at event time `≤ t`: every element's event time is
+/// `> t`. An empty frontier has passed everything.
+#[inline]
+pub fn event_time_passed(frontier: AntichainRef<'_, Time>, t: u64) -> bool {
+    frontier.iter().all(|f| f.outer > t)
+}
+
+/// The smallest event time in `frontier` (`None` when it is empty).
+#[inline]
+pub fn event_time_frontier(frontier: AntichainRef<'_, Time>) -> Option<u64> {
+    frontier.iter().map(|f| f.outer).min()
+}
+
+/// The smallest epoch in `frontier` (`None` when it is empty): every epoch below it is complete at this
+/// operator, i.e. the largest completed epoch is this minus one.
+#[inline]
+pub fn epoch_frontier(frontier: AntichainRef<'_, Time>) -> Option<u64> {
+    frontier.iter().map(|f| f.inner).min()
+}
+
+/// The largest epoch `e` such that no element of `frontier` has an epoch `≤ e`, given that nothing earlier
+/// than `start` can be in flight; `None` when not even `start` is complete and the frontier is not empty.
+/// An empty frontier gives `Some(u64::MAX)`.
+#[inline]
+pub fn completed_epoch(frontier: AntichainRef<'_, Time>) -> Option<u64> {
+    match epoch_frontier(frontier) {
+        None => Some(u64::MAX),
+        Some(0) => None,
+        Some(e) => Some(e - 1),
+    }
+}
+
+/// A piece of a checkpoint, sent at epoch `e` to the checkpoint writer (worker 0 of process 0), which keeps
+/// the newest part of each key with an epoch `≤ e` when it commits `e`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckpointPart {
+    /// The position and watermark of one partition of a source (a file byte range, a Kafka partition, a
+    /// Kinesis shard), keyed by the partition, never by worker, so that another worker count can resume it.
+    /// `state` is the source's own serialization (see the `checkpoint` module of the `taxiflow` crate).
+    Source {
+        /// Partition key, e.g. `kafka:trips/3`.
+        key: String,
+        /// Serialized position.
+        state: Vec<u8>,
+    },
+    /// The open windows of one instance of a window operator after every record of epochs `≤ e`
+    /// ([`crate::windowed_aggregate::WindowState`], bincode).
+    Window {
+        /// Operator name (`hot_spots`, `airport_durations`).
+        operator: String,
+        /// Index of the worker that ran the instance in this run.
+        worker: usize,
+        /// Serialized [`crate::windowed_aggregate::WindowState`].
+        state: Vec<u8>,
+    },
+}
+
+/// What the window operators of a run start from: the epoch of the restored checkpoint and its window parts.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// Whether checkpoints are taken (`--checkpoint-dir`): operators then send [`CheckpointPart`]s.
+    pub enabled: bool,
+    /// Epoch of the first records of this run: one more than the restored checkpoint's (1 without one).
+    pub start_epoch: u64,
+    /// Serialized window states of the restored checkpoint, per operator name (from any number of workers).
+    pub windows: std::collections::BTreeMap<String, Vec<Vec<u8>>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timely::progress::Antichain;
+
+    #[test]
+    fn event_time_and_epoch_progress_are_read_separately() {
+        let frontier = Antichain::from(vec![time(100, 3), time(50, 4)]);
+        assert!(event_time_passed(frontier.borrow(), 49));
+        assert!(!event_time_passed(frontier.borrow(), 50));
+        assert_eq!(event_time_frontier(frontier.borrow()), Some(50));
+        assert_eq!(completed_epoch(frontier.borrow()), Some(2));
+        let empty: Antichain<Time> = Antichain::new();
+        assert!(event_time_passed(empty.borrow(), u64::MAX - 1));
+        assert_eq!(completed_epoch(empty.borrow()), Some(u64::MAX));
+        assert_eq!(completed_epoch(Antichain::from_elem(time(0, 0)).borrow()), None);
+    }
+}
