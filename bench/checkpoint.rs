@@ -15,11 +15,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{generate, measure, Measured};
+use common::{measure, Bench, Measured};
 
 /// `field=value` numbers of the log lines containing `what`.
 fn logged(stderr: &str, what: &str, field: &str) -> Vec<f64> {
@@ -35,21 +35,11 @@ fn documents(dir: &Path) -> BTreeSet<String> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let events: u64 = arg("--events").map(|v| v.parse().expect("--events N")).unwrap_or(20_000_000);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = arg("--dir").map(PathBuf::from).unwrap_or_else(|| root.join("target/bench"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo).args(["build", "--release", "--bin", "taxiflow"]).current_dir(&root).status().unwrap();
-    assert!(status.success(), "release build failed");
-    let taxiflow = root.join("target/release/taxiflow");
-    let input = dir.join(format!("events-{events}.jsonl"));
-    if !input.exists() {
-        generate(&input, &root, events);
-    }
-    let _ = std::io::copy(&mut std::fs::File::open(&input).unwrap(), &mut std::io::sink());
+    let bench = Bench::start(&[]);
+    let arg = |name: &str| bench.arg(name);
+    let dir = bench.dir.clone();
+    let taxiflow = bench.taxiflow();
+    let (input, events) = bench.events_input(20_000_000);
 
     let run = |name: &str, interval: Option<&str>, out: &Path| -> Command {
         let mut c = Command::new(&taxiflow);

@@ -128,3 +128,57 @@ pub fn wait_listening(port: u16, what: &str) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// What a benchmark starts from: its `--NAME VALUE` options, the repository root and its working directory
+/// (`--dir`, default `target/bench`, created), with `taxiflow` (and `extra` cargo targets) built in release mode.
+pub struct Bench {
+    args: Vec<String>,
+    /// The repository root.
+    pub root: std::path::PathBuf,
+    /// Where inputs and outputs go.
+    pub dir: std::path::PathBuf,
+}
+
+impl Bench {
+    /// Reads the options and builds `taxiflow` and `extra` (e.g. `["--example", "baseline"]`).
+    pub fn start(extra: &[&str]) -> Bench {
+        let args: Vec<String> = std::env::args().collect();
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut bench = Bench { args, dir: root.join("target/bench"), root };
+        if let Some(dir) = bench.arg("--dir") {
+            bench.dir = dir.into();
+        }
+        std::fs::create_dir_all(&bench.dir).unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(&cargo).args(["build", "--release", "--bin", "taxiflow"]).args(extra).current_dir(&bench.root).status().unwrap();
+        assert!(status.success(), "release build failed");
+        bench
+    }
+
+    /// The value after `name`, if given.
+    pub fn arg(&self, name: &str) -> Option<String> {
+        self.args.iter().position(|a| a == name).and_then(|i| self.args.get(i + 1)).cloned()
+    }
+
+    /// Whether the flag `name` is given.
+    pub fn flag(&self, name: &str) -> bool {
+        self.args.iter().any(|a| a == name)
+    }
+
+    /// The release `taxiflow` binary.
+    pub fn taxiflow(&self) -> std::path::PathBuf {
+        self.root.join("target/release/taxiflow")
+    }
+
+    /// `DIR/events-N.jsonl` for `--events N` (default `default`), generated if missing (see [`generate`]) and
+    /// read once so that every run reads it from the page cache; returns (path, N).
+    pub fn events_input(&self, default: u64) -> (std::path::PathBuf, u64) {
+        let events: u64 = self.arg("--events").map(|v| v.parse().expect("--events N")).unwrap_or(default);
+        let input = self.dir.join(format!("events-{events}.jsonl"));
+        if !input.exists() {
+            generate(&input, &self.root, events);
+        }
+        let _ = std::io::copy(&mut std::fs::File::open(&input).unwrap(), &mut std::io::sink());
+        (input, events)
+    }
+}

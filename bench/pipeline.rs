@@ -14,32 +14,18 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::{generate, measure, Measured};
+use common::{measure, Bench, Measured};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let events: u64 = arg("--events").map(|v| v.parse().expect("--events N")).unwrap_or(20_000_000);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = arg("--dir").map(PathBuf::from).unwrap_or_else(|| root.join("target/bench"));
-    std::fs::create_dir_all(&dir).unwrap();
-
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo).args(["build", "--release", "--bin", "taxiflow", "--example", "baseline"]).current_dir(&root).status().unwrap();
-    assert!(status.success(), "release build failed");
-    let taxiflow = root.join("target/release/taxiflow");
+    let bench = Bench::start(&["--example", "baseline"]);
+    let arg = |name: &str| bench.arg(name);
+    let (root, dir) = (bench.root.clone(), bench.dir.clone());
+    let taxiflow = bench.taxiflow();
     let baseline = root.join("target/release/examples/baseline");
-
-    let input = dir.join(format!("events-{events}.jsonl"));
-    if !input.exists() {
-        generate(&input, &root, events);
-    }
+    let (input, events) = bench.events_input(20_000_000);
     let bytes = std::fs::metadata(&input).unwrap().len();
-    // Warm the page cache so that every run reads from memory.
-    let _ = std::io::copy(&mut std::fs::File::open(&input).unwrap(), &mut std::io::sink());
     eprintln!("input: {} ({events} trips, {:.2} GB)", input.display(), bytes as f64 / 1e9);
 
     let repeats: usize = arg("--runs").map(|v| v.parse().expect("--runs R")).unwrap_or(3).max(1);
@@ -53,7 +39,7 @@ fn main() {
             ));
         }
     }
-    if args.iter().any(|a| a == "--flink") {
+    if bench.flag("--flink") {
         let script = root.join("../shared/baselines/flink-hotspot/run.sh");
         samples.push(vec![measure("flink (p=2, hot spots only)", Command::new("bash").arg(script).arg(&input).arg(dir.join("flink-out")).arg("2"))]);
     }

@@ -37,12 +37,12 @@ struct Partition {
     reader: Option<SplitReader>,
     clock: PartitionWatermark,
     done: bool,
-    /// Restored from a checkpoint: (offset of the next line, lines before it).
-    resume: Option<(u64, u64)>,
+    /// Restored from a checkpoint: (offset of the next line, lines before it if known).
+    resume: Option<(u64, Option<u64>)>,
     /// Read since the last checkpoint cut.
     dirty: bool,
-    /// Where the range stood when it was last closed or restored: (offset, lines before it).
-    last: Option<(u64, u64)>,
+    /// Where the range stood when it was last closed or restored: (offset, lines before it if known).
+    last: Option<(u64, Option<u64>)>,
 }
 
 /// What this worker knows of one file it reads ranges of.

@@ -214,7 +214,8 @@ impl SourceOutputs {
         self.caps = None;
     }
 
-    /// Schedules the source again as soon as possible, or after `delay` (at most until the next cut).
+    /// Schedules the source again as soon as possible, or after `delay` (a source that waits longer than the
+    /// checkpoint interval delays the cut until it runs again).
     pub fn reschedule(&self, delay: Option<std::time::Duration>) {
         match delay {
             Some(d) => self.activator.activate_after(d),

@@ -73,6 +73,24 @@ fn assert_same_outputs(got: &Path, want: &Path) {
     }
 }
 
+/// A temporary directory and the paths of a crash test: the uninterrupted run's output, the crash-looped
+/// run's output, the checkpoints and the job's log.
+struct Work {
+    dir: tempfile::TempDir,
+    reference: PathBuf,
+    out: PathBuf,
+    checkpoints: PathBuf,
+    log: PathBuf,
+}
+
+impl Work {
+    fn new() -> Work {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        Work { reference: path("ref"), out: path("out"), checkpoints: path("ck"), log: path("log"), dir }
+    }
+}
+
 struct Input {
     _dir: tempfile::TempDir,
     path: PathBuf,
@@ -99,8 +117,7 @@ fn file_sink(dir: &Path) -> String {
 #[test]
 fn file_source_killed_ten_times_equals_an_uninterrupted_run() {
     let input = real_trips(12);
-    let work = tempfile::tempdir().unwrap();
-    let (reference, out, checkpoints, log) = (work.path().join("ref"), work.path().join("out"), work.path().join("ck"), work.path().join("log"));
+    let Work { dir: _work, reference, out, checkpoints, log, .. } = Work::new();
     let input_arg = input.path.display().to_string();
     common::run_to_dir(&["--input", &input_arg, "-w", "2"], &reference);
     let used = crash_loop(6, 150..700, &log, |workers| checkpointed_run(workers, &checkpoints, &["--input", &input_arg, "--sink", &file_sink(&out)]));
@@ -122,8 +139,7 @@ fn kafka_with(trips: &Input, data: &Path) -> (common::kafka_broker::Broker, Stri
 #[test]
 fn kafka_source_killed_ten_times_equals_an_uninterrupted_run() {
     let input = real_trips(8);
-    let work = tempfile::tempdir().unwrap();
-    let (reference, out, checkpoints, log) = (work.path().join("ref"), work.path().join("out"), work.path().join("ck"), work.path().join("log"));
+    let Work { dir: work, reference, out, checkpoints, log, .. } = Work::new();
     let (_broker, url) = kafka_with(&input, &work.path().join("broker"));
     let source = ["--source", url.as_str(), "--stop-at", "latest"];
     common::run_to_dir(&[&source[..], &["-w", "2", "--group", "reference"]].concat(), &reference);
@@ -134,8 +150,7 @@ fn kafka_source_killed_ten_times_equals_an_uninterrupted_run() {
 #[test]
 fn kafka_source_into_opensearch_killed_ten_times_equals_an_uninterrupted_run() {
     let input = real_trips(4);
-    let work = tempfile::tempdir().unwrap();
-    let (reference, checkpoints, log) = (work.path().join("ref"), work.path().join("ck"), work.path().join("log"));
+    let Work { dir: work, reference, checkpoints, log, .. } = Work::new();
     let (_broker, url) = kafka_with(&input, &work.path().join("broker"));
     let source = ["--source", url.as_str(), "--stop-at", "latest"];
     common::run_to_dir(&[&source[..], &["-w", "2", "--group", "reference"]].concat(), &reference);
@@ -270,8 +285,7 @@ fn the_file_sink_is_cut_back_to_what_the_checkpoint_acknowledged() {
 fn kinesis_source_killed_ten_times_equals_an_uninterrupted_run() {
     use common::kinesis::{Implementation, LocalKinesis, ENV};
     let input = real_trips(4);
-    let work = tempfile::tempdir().unwrap();
-    let (reference, out, checkpoints, log) = (work.path().join("ref"), work.path().join("out"), work.path().join("ck"), work.path().join("log"));
+    let Work { dir: _work, reference, out, checkpoints, log, .. } = Work::new();
     let kinesis = LocalKinesis::start(Implementation::Kinesalite);
     let stream = kinesis.create("trips", 2);
     let url = format!("kinesis://{}", stream.name);
@@ -285,5 +299,41 @@ fn kinesis_source_killed_ten_times_equals_an_uninterrupted_run() {
         c.envs(ENV);
         c
     });
+    assert_same_outputs(&out, &reference);
+}
+
+#[test]
+fn a_checkpoint_of_one_process_is_resumed_by_two() {
+    let input = real_trips(6);
+    let Work { dir: work, reference, out, checkpoints, .. } = Work::new();
+    let input_arg = input.path.display().to_string();
+    common::run_to_dir(&["--input", &input_arg, "-w", "2"], &reference);
+    let sink = file_sink(&out);
+    // One process with 3 workers, killed once its second checkpoint is written.
+    let mut child = checkpointed_run(3, &checkpoints, &["--input", &input_arg, "--sink", &sink]).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&checkpoints).map_or(0, |d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "redb")).count()) < 2 {
+        assert!(child.try_wait().unwrap().is_none(), "the job ended before its second checkpoint");
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    child.wait().unwrap();
+    // Two processes of 2 workers each resume it.
+    let hostfile = work.path().join("hosts");
+    std::fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", common::free_port(), common::free_port())).unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|p| {
+            let mut c = checkpointed_run(2, &checkpoints, &["-n", "2", "-p", &p.to_string(), "--hostfile", hostfile.to_str().unwrap(), "--input", &input_arg, "--sink", &sink]);
+            c.env("RUST_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    for (p, child) in children.into_iter().enumerate() {
+        let output = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "process {p}: {log}");
+        assert!(log.contains("restored checkpoint"), "process {p} did not restore: {log}");
+    }
     assert_same_outputs(&out, &reference);
 }

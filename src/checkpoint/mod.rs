@@ -75,8 +75,9 @@ pub enum SourcePosition {
         start: u64,
         /// First byte after the range.
         end: u64,
-        /// Where reading resumes: (byte offset of the next line, lines before it), once the range was opened.
-        next: Option<(u64, u64)>,
+        /// Where reading resumes: (byte offset of the next line, lines before it if known), once the range was
+        /// opened.
+        next: Option<(u64, Option<u64>)>,
         /// The range has been read to its end.
         done: bool,
         /// The file's watermark at `next`.

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Checkpoint, SinkPosition, SourcePosition};
 
@@ -73,7 +73,7 @@ impl CheckpointStore {
                 files.push((epoch, path));
             }
         }
-        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files.sort_by_key(|f| std::cmp::Reverse(f.0));
         Ok(files)
     }
 
@@ -187,7 +187,18 @@ fn checksum(rows: &[(&str, String, Vec<u8>)]) -> u32 {
 /// # Errors
 /// The file cannot be opened by redb, a table or row is missing or does not decode, or the checksum differs.
 pub fn read(path: &Path) -> anyhow::Result<Checkpoint> {
-    let db = Database::open(path).map_err(|e| anyhow!("cannot open: {e}"))?;
+    // Read-only: a shared lock, so every process of a job can read the same file at once. A file locked by a
+    // writer is not corrupt: wait for it (checkpoints are written under another name, so this is brief).
+    let mut attempts = 0;
+    let db = loop {
+        match ReadOnlyDatabase::open(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            result => break result.map_err(|e| anyhow!("cannot open: {e}"))?,
+        }
+    };
     let txn = db.begin_read()?;
     let mut rows: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
     let mut stored_checksum = None;

@@ -133,12 +133,12 @@ impl SplitReader {
     }
 
     /// Reopens `split` where a checkpoint left it: at the line starting at byte `offset` (of the decompressed
-    /// file), with `lines_before` lines before it. A gzip file is decompressed from its start and the first
-    /// `offset` bytes are skipped.
+    /// file), with `lines_before` lines before it (`None`: counted when first needed, as for a byte range). A
+    /// gzip file is decompressed from its start and the first `offset` bytes are skipped.
     ///
     /// # Errors
     /// The file cannot be opened, sought or read, or is shorter than `offset`.
-    pub fn resume(split: &Split, offset: u64, lines_before: u64) -> io::Result<SplitReader> {
+    pub fn resume(split: &Split, offset: u64, lines_before: Option<u64>) -> io::Result<SplitReader> {
         let path = &split.file.path;
         let reader: Box<dyn BufRead + Send> = if split.file.gzip {
             let mut reader = open_decoded(path).map_err(io::Error::other)?;
@@ -161,15 +161,16 @@ impl SplitReader {
             end: split.end,
             first_line_offset: offset,
             lines_read: 0,
-            lines_before: std::cell::Cell::new(Some(lines_before)),
+            lines_before: std::cell::Cell::new(lines_before),
             path: split.file.clone(),
             line: Vec::with_capacity(512),
         })
     }
 
-    /// Lines consumed before [`Self::position`] (header included): where a resumed reader continues counting.
-    pub fn lines_consumed(&self) -> u64 {
-        self.line_number()
+    /// Lines consumed before [`Self::position`] (header included), if known without counting the newlines
+    /// before a byte range (which costs a read of the file up to it): where a resumed reader continues counting.
+    pub fn lines_consumed(&self) -> Option<u64> {
+        self.lines_before.get().map(|before| before + self.lines_read)
     }
 
     /// Offset of the first line this split owns (after the partial line before a byte range).

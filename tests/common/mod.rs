@@ -235,7 +235,7 @@ pub fn write_real_trip_copies(path: &Path, copies: u64) -> u64 {
     for copy in 0..copies {
         let shift = copy * 86_400_000;
         for t in &trips {
-            let mut t = t.clone();
+            let mut t = *t;
             t.pickup_ms += shift;
             t.dropoff_ms += shift;
             t.trip_id = Some(n as i64);
