@@ -110,7 +110,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
         SourceSpec::Kafka(k) => format!("kafka://{}/{}", k.topic.brokers, k.topic.topic),
         SourceSpec::Kinesis(k) => k.stream.url(),
     };
-    let job = job_identity(&source_name, &format!("{:?}", options.format), &options.settings);
+    let job = job_identity(&source_name, &format!("{:?}", options.format), &options.settings, &options.sink.describe());
     let (restored, writer_setup) = match &options.checkpoint {
         Some(c) => {
             let (restored, store) = restore(c, &job)?;

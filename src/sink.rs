@@ -68,6 +68,22 @@ impl std::str::FromStr for SinkSpec {
     }
 }
 
+impl SinkSpec {
+    /// Where documents go, without credentials: `file://DIR`, `stdout`, `kafka://BROKERS/TOPIC`,
+    /// `es+SCHEME://HOST:PORT` with the index prefix. Part of a checkpoint's job identity: a restored job must
+    /// write where the checkpointed one wrote, or documents emitted before the checkpoint would be missing.
+    pub fn describe(&self) -> String {
+        match self {
+            SinkSpec::File(dir) => format!("file://{}", dir.display()),
+            SinkSpec::Stdout => "stdout".to_string(),
+            SinkSpec::Kafka(t) => format!("kafka://{}/{}", t.brokers, t.topic),
+            SinkSpec::Elasticsearch(o) => {
+                format!("es+{}://{}:{} prefix {:?}", o.url.scheme(), o.url.host_str().unwrap_or_default(), o.url.port_or_known_default().unwrap_or_default(), o.index_prefix)
+            }
+        }
+    }
+}
+
 /// The writer of worker 0. The first write error is kept, the job is stopped (see [`crate::run::STOP`]) and the
 /// error reported at the end of the run (the job then exits non-zero); nothing after it is claimed as written.
 pub struct SinkWriter {

@@ -351,3 +351,64 @@ fn merge_into<K: Hash + Eq, A: Accumulator>(keys: &mut HashMap<K, A>, key: K, ac
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_of(windows: &KeyedWindows<u64, Count>) -> WindowState<u64, Count> {
+        bincode::deserialize(&windows.snapshot()).unwrap()
+    }
+
+    #[test]
+    fn a_snapshot_holds_exactly_the_completed_epochs() {
+        let recovery = Recovery { enabled: true, start_epoch: 1, windows: Default::default() };
+        let mut w: KeyedWindows<u64, Count> = KeyedWindows::restore(&recovery, "op", 0, 1);
+        w.add(100, 7, Count(1), 1, 0);
+        w.add(100, 7, Count(2), 2, 0);
+        w.add(200, 8, Count(5), 2, 0);
+        w.fold_epoch(1);
+        assert_eq!(state_of(&w).rows, vec![(100, 7, Count(1))], "epoch 2 is not in the snapshot of epoch 1");
+        w.fold_epoch(2);
+        let mut rows = state_of(&w).rows;
+        rows.sort_by_key(|r| r.0);
+        assert_eq!(rows, vec![(100, 7, Count(3)), (200, 8, Count(5))]);
+        // Closing folds every epoch of the window.
+        w.add(100, 7, Count(10), 3, 2);
+        assert_eq!(w.close_first(99), None);
+        let (end, keys) = w.close_first(100).unwrap();
+        assert_eq!((end, keys.get(&7).copied()), (100, Some(Count(13))));
+        w.closed_through(150);
+        assert_eq!(state_of(&w).closed, vec![Closed { modulus: 1, residue: 0, through: 150 }]);
+    }
+
+    #[test]
+    fn restored_under_another_worker_count_by_key_hash() {
+        // Two instances of a 2-worker run: instance 0 had closed windows up to 100, instance 1 only up to 50.
+        let keys: Vec<u64> = (0..40).collect();
+        let part = |residue: u64, through: u64| -> Vec<u8> {
+            let rows = keys.iter().filter(|k| key_hash(*k) % 2 == residue).map(|k| (200, *k, Count(*k + 1))).collect();
+            bincode::serialize(&WindowState { rows, closed: vec![Closed { modulus: 2, residue, through }] }).unwrap()
+        };
+        let recovery = Recovery { enabled: true, start_epoch: 5, windows: [("op".to_string(), vec![part(0, 100), part(1, 50)])].into() };
+        // Restored by 3 workers: every row goes to exactly the instance its key routes to.
+        let mut restored = Vec::new();
+        for index in 0..3 {
+            let mut w: KeyedWindows<u64, Count> = KeyedWindows::restore(&recovery, "op", index, 3);
+            for (_, k, acc) in state_of(&w).rows {
+                assert_eq!(key_hash(&k) % 3, index);
+                assert_eq!(acc, Count(k + 1));
+                restored.push(k);
+            }
+            // Re-read input of a window the old owner had emitted is dropped; of one it had not, kept.
+            for k in keys.iter().filter(|k| key_hash(*k) % 3 == index) {
+                let closed_by_old_owner = if key_hash(k) % 2 == 0 { 100 } else { 50 };
+                w.add(80, *k, Count(1), 5, 4);
+                let kept = w.close_first(80).is_some();
+                assert_eq!(kept, 80 > closed_by_old_owner, "key {k}");
+            }
+        }
+        restored.sort();
+        assert_eq!(restored, keys);
+    }
+}

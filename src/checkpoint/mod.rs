@@ -163,8 +163,9 @@ impl Checkpoint {
     }
 }
 
-/// What a checkpoint must match to be restored: the input (files, topic or stream), the input format and the
-/// job settings (profile, windows, precisions, watermark strategy). Worker counts are not part of it.
-pub fn job_identity(source: &str, format: &str, settings: &taxiflow_dataflows::JobSettings) -> String {
-    format!("source={source} format={format} settings={settings:?}")
+/// What a checkpoint must match to be restored: the input (files, topic or stream), the input format, the
+/// job settings (profile, windows, precisions, watermark strategy) and the sink ([`crate::sink::SinkSpec::describe`]).
+/// Worker and process counts are not part of it.
+pub fn job_identity(source: &str, format: &str, settings: &taxiflow_dataflows::JobSettings, sink: &str) -> String {
+    format!("source={source} format={format} settings={settings:?} sink={sink}")
 }
