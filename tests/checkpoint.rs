@@ -47,6 +47,29 @@ fn crash_loop(seed: u64, delay_ms: std::ops::Range<u64>, log: &Path, mut command
     }
 }
 
+/// Kill delays for a job whose uninterrupted run took `reference`: between 1/15 and 1/11 of it (at least 150 ms,
+/// so that checkpoints are taken), so that 10 runs killed that early cannot finish the job, whatever the
+/// machine's speed.
+fn delays(reference: Duration) -> std::ops::Range<u64> {
+    let ms = reference.as_millis() as u64;
+    (ms / 15).max(150)..(ms / 11).max(151)
+}
+
+/// Runs `command` and returns how long it took; asserts it succeeded.
+fn timed(mut command: Command) -> Duration {
+    let started = std::time::Instant::now();
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
+    started.elapsed()
+}
+
+/// `taxiflow run ARGS --sink file://OUT`, timed.
+fn reference_run(args: &[&str], out: &Path) -> Duration {
+    let mut c = common::taxiflow();
+    c.arg("run").args(args).args(["--sink", &file_sink(out)]);
+    timed(c)
+}
+
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
@@ -119,8 +142,8 @@ fn file_source_killed_ten_times_equals_an_uninterrupted_run() {
     let input = real_trips(12);
     let Work { dir: _work, reference, out, checkpoints, log, .. } = Work::new();
     let input_arg = input.path.display().to_string();
-    common::run_to_dir(&["--input", &input_arg, "-w", "2"], &reference);
-    let used = crash_loop(6, 150..700, &log, |workers| checkpointed_run(workers, &checkpoints, &["--input", &input_arg, "--sink", &file_sink(&out)]));
+    let took = reference_run(&["--input", &input_arg, "-w", "2"], &reference);
+    let used = crash_loop(6, delays(took), &log, |workers| checkpointed_run(workers, &checkpoints, &["--input", &input_arg, "--sink", &file_sink(&out)]));
     assert!(used.iter().any(|w| *w != used[0]), "worker counts {used:?}");
     assert!(!outputs(&reference)[2].is_empty(), "the input has late trips, so dead letters are checked too");
     assert_same_outputs(&out, &reference);
@@ -142,8 +165,8 @@ fn kafka_source_killed_ten_times_equals_an_uninterrupted_run() {
     let Work { dir: work, reference, out, checkpoints, log, .. } = Work::new();
     let (_broker, url) = kafka_with(&input, &work.path().join("broker"));
     let source = ["--source", url.as_str(), "--stop-at", "latest"];
-    common::run_to_dir(&[&source[..], &["-w", "2", "--group", "reference"]].concat(), &reference);
-    crash_loop(7, 200..900, &log, |workers| checkpointed_run(workers, &checkpoints, &[&source[..], &["--sink", &file_sink(&out)]].concat()));
+    let took = reference_run(&[&source[..], &["-w", "2", "--group", "reference"]].concat(), &reference);
+    crash_loop(7, delays(took), &log, |workers| checkpointed_run(workers, &checkpoints, &[&source[..], &["--sink", &file_sink(&out)]].concat()));
     assert_same_outputs(&out, &reference);
 }
 
@@ -156,7 +179,11 @@ fn kafka_source_into_opensearch_killed_ten_times_equals_an_uninterrupted_run() {
     common::run_to_dir(&[&source[..], &["-w", "2", "--group", "reference"]].concat(), &reference);
     let server = common::opensearch::OpenSearch::start();
     let sink = server.sink();
-    crash_loop(8, 300..1500, &log, |workers| checkpointed_run(workers, &checkpoints, &[&source[..], &["--sink", &sink, "--bulk-interval", "50ms"]].concat()));
+    // How long an uninterrupted run into the cluster takes (into other indices), for the kill delays.
+    let mut uninterrupted = common::taxiflow();
+    uninterrupted.args(["run", "-w", "2"]).args(source).args(["--group", "timing", "--sink", &sink, "--index-prefix", "timing-", "--bulk-interval", "50ms"]);
+    let took = timed(uninterrupted);
+    crash_loop(8, delays(took), &log, |workers| checkpointed_run(workers, &checkpoints, &[&source[..], &["--sink", &sink, "--bulk-interval", "50ms"]].concat()));
     let want = outputs(&reference);
     for (i, index) in ["pickup_count", "trip_duration", "dead_letter"].iter().enumerate() {
         let got = server.documents(index);
@@ -292,9 +319,10 @@ fn kinesis_source_killed_ten_times_equals_an_uninterrupted_run() {
     let replay = common::taxiflow().envs(ENV).args(["replay", "--to", &url, "--endpoint-url", &kinesis.url, "--speedup", "max", "--input", input.path.to_str().unwrap()]).output().unwrap();
     assert!(replay.status.success(), "replay: {}", String::from_utf8_lossy(&replay.stderr));
     let source = ["--source", url.as_str(), "--endpoint-url", kinesis.url.as_str(), "--stop-at", "latest", "--poll-interval", "50ms"];
-    let reference_run = common::taxiflow().envs(ENV).args(["run", "-w", "2"]).args(source).args(["--sink", &file_sink(&reference)]).output().unwrap();
-    assert!(reference_run.status.success(), "{}", String::from_utf8_lossy(&reference_run.stderr));
-    crash_loop(9, 300..1000, &log, |workers| {
+    let mut uninterrupted = common::taxiflow();
+    uninterrupted.envs(ENV).args(["run", "-w", "2"]).args(source).args(["--sink", &file_sink(&reference)]);
+    let took = timed(uninterrupted);
+    crash_loop(9, delays(took), &log, |workers| {
         let mut c = checkpointed_run(workers, &checkpoints, &[&source[..], &["--sink", &file_sink(&out)]].concat());
         c.envs(ENV);
         c
