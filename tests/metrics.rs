@@ -66,4 +66,33 @@ fn prometheus_endpoint_reports_the_run() {
     // Watermarks are epoch milliseconds of the sample (2013–2016), not zero.
     assert!(total(&text, "taxiflow_output_watermark_ms") > 1.3e12);
     assert!(text.contains("taxiflow_input_watermark_ms"));
+
+    // With checkpoints: commits counted, their epoch, size and duration; a second run reports its restore.
+    let checkpoints = tempfile::tempdir().unwrap();
+    let checkpointed = || RunOptions {
+        source: SourceSpec::Files(taxiflow::cli::bundled_samples().unwrap()),
+        format: FormatChoice::Auto,
+        settings: JobSettings::for_profile(Profile::Kda),
+        sink: SinkSpec::File(out.path().to_path_buf()),
+        timely: timely::Config::process(2),
+        min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
+        max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
+        checkpoint: Some(taxiflow::checkpoint::CheckpointOptions {
+            dir: checkpoints.path().to_path_buf(),
+            interval: std::time::Duration::from_millis(5),
+            reset: false,
+        }),
+    };
+    run(checkpointed()).unwrap();
+    let text = scrape(addr);
+    let commits = total(&text, "taxiflow_checkpoints_total");
+    assert!(commits >= 1.0, "{text}");
+    assert!(total(&text, "taxiflow_checkpoint_last_epoch") >= 1.0);
+    assert!(total(&text, "taxiflow_checkpoint_size_bytes") > 0.0);
+    assert!(total(&text, "taxiflow_checkpoint_state_bytes") > 0.0);
+    assert_eq!(total(&text, "taxiflow_checkpoint_duration_seconds_count"), commits);
+    assert!(!text.contains("taxiflow_checkpoint_restore_seconds"), "nothing was restored yet");
+    run(checkpointed()).unwrap();
+    let text = scrape(addr);
+    assert!(text.contains("taxiflow_checkpoint_restore_seconds"), "{text}");
 }
