@@ -250,6 +250,22 @@ pub fn kinesis_source<'s>(
                         outputs.finish(Vec::new());
                         return;
                     }
+                    // Restored shards hold progress at their restored watermark from now on, not only once
+                    // started: a shard that starts first must not move the frontier past another one's
+                    // checkpointed position (its records there would find their windows already emitted).
+                    for id in &s {
+                        if let Some((last_sequence, false, watermark)) = restored.get(id) {
+                            shards.entry(id.clone()).or_insert_with(|| ShardClock {
+                                clock: watermark.clock(progress),
+                                last_sequence: last_sequence.clone(),
+                                last_record: Instant::now(),
+                                caught_up: false,
+                                ended: false,
+                                waiting_children: Vec::new(),
+                                dirty: false,
+                            });
+                        }
+                    }
                     if options.stop_at_latest {
                         // Shards a restored checkpoint says ended are done already.
                         snapshot = Some(s.into_iter().filter(|id| !restored.get(id).is_some_and(|r| r.1)).collect());
