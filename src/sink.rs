@@ -23,7 +23,7 @@ use std::rc::Rc;
 use anyhow::{bail, Context};
 use serde::Serialize;
 use taxiflow_dataflows::documents::Document;
-use taxiflow_dataflows::epoch::{completed_epoch, event_time_passed, time, CheckpointPart, Time};
+use taxiflow_dataflows::epoch::{completed_epoch, event_time_passed, CheckpointPart, Time};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
@@ -226,6 +226,15 @@ impl SinkWriter {
         self.check(index, result)
     }
 
+    /// Writes the lines released at dataflow time `time` sorted by (`order`, key), so files do not depend on
+    /// the number of workers.
+    pub fn write_sorted(&mut self, time: Time, mut lines: Vec<SinkLine>) {
+        lines.sort_unstable_by(|a, b| (a.order, &a.key).cmp(&(b.order, &b.key)));
+        for line in lines {
+            self.write(time.outer, line);
+        }
+    }
+
     /// Flushes buffered lines to the files or standard output.
     pub fn flush(&mut self) {
         let result = match &mut self.target {
@@ -269,9 +278,9 @@ impl SinkWriter {
         let mut position = crate::checkpoint::SinkPosition::default();
         match &mut self.target {
             Target::Files(files) => {
+                // Flushed above.
                 let mut lengths = BTreeMap::new();
-                for (index, w) in files.iter_mut() {
-                    w.flush()?;
+                for (index, w) in files.iter() {
                     w.get_ref().sync_data()?;
                     lengths.insert(index.to_string(), w.get_ref().metadata()?.len());
                 }
@@ -460,17 +469,14 @@ pub fn sink<'s>(
     mut checkpoints: Option<crate::checkpoint::writer::CheckpointWriter>,
 ) {
     let mut documents: BTreeMap<Time, Vec<SinkLine>> = BTreeMap::new();
-    let mut dead_letters: BTreeMap<u64, Vec<SinkLine>> = BTreeMap::new();
+    let mut dead_letters: BTreeMap<Time, Vec<SinkLine>> = BTreeMap::new();
     lines.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(parts, Exchange::new(|_: &SinkLine| 0), Exchange::new(|_: &CheckpointPart| 0), "sink", move |_capability, _info| {
         move |(lines, lines_frontier), (parts, parts_frontier), _output| {
             lines.for_each_time(|time, batches| {
                 for batch in batches {
                     for line in batch.drain(..) {
-                        if line.index == IndexName::DeadLetter {
-                            dead_letters.entry(time.time().inner).or_default().push(line);
-                        } else {
-                            documents.entry(*time.time()).or_default().push(line);
-                        }
+                        let pending = if line.index == IndexName::DeadLetter { &mut dead_letters } else { &mut documents };
+                        pending.entry(*time.time()).or_default().push(line);
                     }
                 }
             });
@@ -495,25 +501,21 @@ pub fn sink<'s>(
                 Release::EventTime => event_time_passed(lines_frontier, t.outer) || completed.is_some_and(|e| t.inner <= e),
                 Release::Epoch => finished || completed.is_some_and(|e| t.inner <= e),
             };
-            let times: Vec<Time> = documents.keys().filter(|t| releasable(t)).copied().collect();
-            let letters: Vec<u64> = dead_letters.keys().filter(|e| release == Release::EventTime || releasable(&time(0, **e))).copied().collect();
+            // Dead letters need no event-time order: without epoch release they are written as they come (a
+            // stalled frontier must not hold them back).
+            let times: Vec<Time> = documents.keys().copied().filter(releasable).collect();
+            let letters: Vec<Time> = dead_letters.keys().copied().filter(|t| release == Release::EventTime || releasable(t)).collect();
             let mut released = !times.is_empty() || !letters.is_empty();
             if let Some(writer) = &writer {
                 let mut w = writer.borrow_mut();
-                for t in times {
-                    let mut records = documents.remove(&t).unwrap_or_default();
-                    records.sort_unstable_by(|a, b| (a.order, &a.key).cmp(&(b.order, &b.key)));
-                    for r in records {
-                        w.write(t.outer, r);
-                    }
+                for t in &times {
+                    w.write_sorted(*t, documents.remove(t).unwrap_or_default());
+                }
+                if let Some(t) = times.last() {
                     metrics::gauge!("taxiflow_output_watermark_ms").set(t.outer as f64);
                 }
-                for e in letters {
-                    let mut records = dead_letters.remove(&e).unwrap_or_default();
-                    records.sort_unstable_by(|a, b| (a.order, &a.key).cmp(&(b.order, &b.key)));
-                    for r in records {
-                        w.write(0, r);
-                    }
+                for t in &letters {
+                    w.write_sorted(*t, dead_letters.remove(t).unwrap_or_default());
                 }
                 if let (Some(epoch), Some(c)) = (completed, checkpoints.as_mut()) {
                     match w.sync().and_then(|position| c.commit(epoch, position)) {
