@@ -95,10 +95,7 @@ impl Partition {
 
     /// Where this range stands, for a checkpoint.
     fn position(&self) -> CheckpointPart {
-        let next = match (&self.reader, self.resume) {
-            (Some(reader), _) => Some((reader.position(), reader.lines_consumed())),
-            (None, resume) => resume.or(self.last),
-        };
+        let next = self.reader.as_ref().map(|reader| (reader.position(), reader.lines_consumed())).or(self.last);
         SourcePosition::File {
             path: self.split.file.path.display().to_string(),
             start: self.split.start,
@@ -135,7 +132,7 @@ pub fn file_source<'s>(
             files.push(FileProgress::default());
         }
         let mut partition = Partition { split, file: files.len() - 1, reader: None, clock: PartitionWatermark::new(progress, None), done: false, resume: None, dirty: true, last: None };
-        let key = format!("file:{}@{}", partition.split.file.path.display(), partition.split.start);
+        let key = SourcePosition::file_key(&partition.split.file.path.display().to_string(), partition.split.start);
         if let Some(SourcePosition::File { next, done, watermark, .. }) = restored.and_then(|c| c.sources.get(&key)) {
             partition.clock = watermark.clock(progress);
             partition.done = *done;
@@ -246,14 +243,10 @@ pub fn restored_plan(files: &[std::sync::Arc<crate::input::InputFile>], checkpoi
     let mut splits = Vec::new();
     for file in files {
         let path = file.path.display().to_string();
-        let mut ranges: Vec<(u64, u64)> = checkpoint.file_ranges(&path).into_iter().filter_map(|p| match p {
-            SourcePosition::File { start, end, .. } => Some((*start, *end)),
-            _ => None,
-        }).collect();
+        let ranges = checkpoint.file_ranges(&path);
         if ranges.is_empty() {
             anyhow::bail!("--checkpoint-dir: the checkpoint has no position for input {path}; restore with the same inputs or use --checkpoint-reset");
         }
-        ranges.sort_unstable();
         for (start, end) in ranges {
             splits.push(Split { file: file.clone(), start, end, worker: splits.len() % peers });
         }

@@ -98,7 +98,7 @@ impl Destination {
     /// The URL, for messages.
     pub fn url(&self) -> String {
         match self {
-            Destination::Kafka(t) => format!("kafka://{}/{}", t.brokers, t.topic),
+            Destination::Kafka(t) => t.url(),
             Destination::Kinesis(s, ..) => s.url(),
         }
     }

@@ -107,7 +107,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<RunReport> {
     // Checkpoints: restore the newest usable one before any worker starts.
     let source_name = match &options.source {
         SourceSpec::Files(paths) => format!("files:{}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",")),
-        SourceSpec::Kafka(k) => format!("kafka://{}/{}", k.topic.brokers, k.topic.topic),
+        SourceSpec::Kafka(k) => k.topic.url(),
         SourceSpec::Kinesis(k) => k.stream.url(),
     };
     let job = job_identity(&source_name, &format!("{:?}", options.format), &options.settings, &options.sink.describe());

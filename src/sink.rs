@@ -76,7 +76,7 @@ impl SinkSpec {
         match self {
             SinkSpec::File(dir) => format!("file://{}", dir.display()),
             SinkSpec::Stdout => "stdout".to_string(),
-            SinkSpec::Kafka(t) => format!("kafka://{}/{}", t.brokers, t.topic),
+            SinkSpec::Kafka(t) => t.url(),
             SinkSpec::Elasticsearch(o) => {
                 format!("es+{}://{}:{} prefix {:?}", o.url.scheme(), o.url.host_str().unwrap_or_default(), o.url.port_or_known_default().unwrap_or_default(), o.index_prefix)
             }

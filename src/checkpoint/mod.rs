@@ -111,10 +111,20 @@ impl SourcePosition {
     /// The partition key: `file:PATH@START`, `kafka:TOPIC/P` (the topic is the job's), `kinesis:SHARD`.
     pub fn key(&self) -> String {
         match self {
-            SourcePosition::File { path, start, .. } => format!("file:{path}@{start}"),
-            SourcePosition::Kafka { partition, .. } => format!("kafka:{partition}"),
+            SourcePosition::File { path, start, .. } => Self::file_key(path, *start),
+            SourcePosition::Kafka { partition, .. } => Self::kafka_key(*partition),
             SourcePosition::Kinesis { shard, .. } => format!("kinesis:{shard}"),
         }
+    }
+
+    /// The key of the byte range of `path` starting at byte `start`.
+    pub fn file_key(path: &str, start: u64) -> String {
+        format!("file:{path}@{start}")
+    }
+
+    /// The key of Kafka partition `partition`.
+    pub fn kafka_key(partition: i32) -> String {
+        format!("kafka:{partition}")
     }
 
     /// As a checkpoint part (bincode).
@@ -148,9 +158,18 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The positions of the file byte ranges of `path`, in file order.
-    pub fn file_ranges(&self, path: &str) -> Vec<&SourcePosition> {
-        self.sources.values().filter(|p| matches!(p, SourcePosition::File { path: p, .. } if p == path)).collect()
+    /// The byte ranges `(start, end)` of `path` that have a position, in file order.
+    pub fn file_ranges(&self, path: &str) -> Vec<(u64, u64)> {
+        let mut ranges: Vec<(u64, u64)> = self
+            .sources
+            .values()
+            .filter_map(|p| match p {
+                SourcePosition::File { path: p, start, end, .. } if p == path => Some((*start, *end)),
+                _ => None,
+            })
+            .collect();
+        ranges.sort_unstable();
+        ranges
     }
 
     /// The window part of the recovery of the dataflow, starting at the next epoch.

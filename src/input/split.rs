@@ -140,17 +140,17 @@ impl SplitReader {
     /// The file cannot be opened, sought or read, or is shorter than `offset`.
     pub fn resume(split: &Split, offset: u64, lines_before: Option<u64>) -> io::Result<SplitReader> {
         let path = &split.file.path;
+        let too_short = || io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} is shorter than the checkpointed offset {offset}", path.display()));
         let reader: Box<dyn BufRead + Send> = if split.file.gzip {
             let mut reader = open_decoded(path).map_err(io::Error::other)?;
-            let skipped = io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
-            if skipped < offset {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} is shorter than the checkpointed offset {offset}", path.display())));
+            if io::copy(&mut (&mut reader).take(offset), &mut io::sink())? < offset {
+                return Err(too_short());
             }
             reader
         } else {
             let mut file = File::open(path)?;
             if file.metadata()?.len() < offset {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} is shorter than the checkpointed offset {offset}", path.display())));
+                return Err(too_short());
             }
             file.seek(SeekFrom::Start(offset))?;
             Box::new(BufReader::with_capacity(1 << 20, file))

@@ -38,6 +38,11 @@ impl KafkaTopic {
         Ok(KafkaTopic { brokers: brokers.to_string(), topic: topic.to_string() })
     }
 
+    /// `kafka://BROKERS/TOPIC`.
+    pub fn url(&self) -> String {
+        format!("kafka://{}/{}", self.brokers, self.topic)
+    }
+
     /// A client configuration with the bootstrap brokers set.
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();

@@ -195,7 +195,7 @@ impl ReplayProducer {
             .set("linger.ms", "5")
             .set("delivery.timeout.ms", "120000")
             .create_with_context(DeliveryContext { deliveries: deliveries.clone() })
-            .with_context(|| format!("--to kafka://{}/{}: cannot create a producer", topic.brokers, topic.topic))
+            .with_context(|| format!("--to {}: cannot create a producer", topic.url()))
     }
 
     /// After a fatal producer error (librdkafka purges everything not yet acknowledged, and the delivery reports
@@ -211,7 +211,7 @@ impl ReplayProducer {
         self.producer = Self::create(&self.topic, &self.deliveries)?;
         self.replaced += 1;
         if self.replaced > MAX_RESENDS {
-            bail!("--to kafka://{}/{}: the producer failed fatally {} times: {reason}", self.topic.brokers, self.topic.topic, self.replaced);
+            bail!("--to {}: the producer failed fatally {} times: {reason}", self.topic.url(), self.replaced);
         }
         Ok(())
     }
@@ -221,7 +221,7 @@ impl ReplayProducer {
     /// # Errors
     /// The metadata cannot be read or the topic is unknown.
     pub fn refresh_partitions(&mut self, timeout: Duration) -> anyhow::Result<i32> {
-        let url = format!("kafka://{}/{}", self.topic.brokers, self.topic.topic);
+        let url = self.topic.url();
         let metadata = self
             .producer
             .client()
@@ -309,7 +309,7 @@ impl ReplayProducer {
                     pending = r.delivery_opaque;
                     self.replace_if_fatal()?;
                 }
-                Err((e, _)) => bail!("--to kafka://{}/{}: {e}", self.topic.brokers, self.topic.topic),
+                Err((e, _)) => bail!("--to {}: {e}", self.topic.url()),
             }
         }
     }
@@ -326,7 +326,7 @@ impl ReplayProducer {
             if self.resend_rejected()? > 0 {
                 continue;
             }
-            flushed.with_context(|| format!("--to kafka://{}/{}: events still unacknowledged after {timeout:?}", self.topic.brokers, self.topic.topic))?;
+            flushed.with_context(|| format!("--to {}: events still unacknowledged after {timeout:?}", self.topic.url()))?;
             if self.deliveries().resend.is_empty() {
                 return Ok(());
             }

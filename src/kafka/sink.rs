@@ -51,7 +51,7 @@ impl KafkaSink {
     /// # Errors
     /// `--sink`: unreachable brokers or unknown topic.
     pub fn open(topic: &KafkaTopic, timeout: Duration) -> anyhow::Result<KafkaSink> {
-        let url = format!("kafka://{}/{}", topic.brokers, topic.topic);
+        let url = topic.url();
         let failures = Arc::new(Mutex::new(Failures::default()));
         let producer: BaseProducer<SinkContext> = topic
             .client_config()
@@ -83,7 +83,7 @@ impl KafkaSink {
                     record = r;
                     self.producer.poll(Duration::from_millis(10));
                 }
-                Err((e, _)) => bail!("--sink kafka://{}/{}: {e}", self.topic.brokers, self.topic.topic),
+                Err((e, _)) => bail!("--sink {}: {e}", self.topic.url()),
             }
         }
     }
@@ -93,7 +93,7 @@ impl KafkaSink {
     /// # Errors
     /// Documents unacknowledged after `timeout`, or deliveries that failed (with the first reason).
     pub fn finish(&self, timeout: Duration) -> anyhow::Result<()> {
-        let url = format!("kafka://{}/{}", self.topic.brokers, self.topic.topic);
+        let url = self.topic.url();
         self.producer.flush(timeout).with_context(|| format!("--sink {url}: documents unacknowledged after {timeout:?}"))?;
         let f = self.failures.lock().expect("sink failures");
         if f.count > 0 {

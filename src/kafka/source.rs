@@ -112,7 +112,7 @@ fn positions(partitions: &mut BTreeMap<i32, PartitionState>) -> Vec<CheckpointPa
 
 /// The restored position of partition `p`.
 fn restored_position(restored: Option<&Checkpoint>, p: i32) -> Option<&SourcePosition> {
-    restored.and_then(|c| c.sources.get(&format!("kafka:{p}")))
+    restored.and_then(|c| c.sources.get(&SourcePosition::kafka_key(p)))
 }
 
 /// What the background watcher last learned from the brokers.
@@ -171,7 +171,7 @@ impl Drop for Watcher {
 /// # Errors
 /// `--source`: the brokers cannot be reached or the topic is unknown.
 pub fn partition_count(consumer: &BaseConsumer, topic: &KafkaTopic, timeout: Duration) -> anyhow::Result<i32> {
-    let url = format!("kafka://{}/{}", topic.brokers, topic.topic);
+    let url = topic.url();
     let metadata = consumer.fetch_metadata(Some(&topic.topic), timeout).with_context(|| format!("--source {url}: brokers unreachable"))?;
     match metadata.topics().iter().find(|t| t.name() == topic.topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
@@ -195,7 +195,7 @@ pub fn consumer(options: &KafkaSourceOptions) -> anyhow::Result<BaseConsumer> {
         // more than librdkafka's 100 MB default allows, which librdkafka treats as a broken connection.
         .set("receive.message.max.bytes", "1000000000")
         .create()
-        .with_context(|| format!("--source kafka://{}/{}: cannot create a consumer", options.topic.brokers, options.topic.topic))
+        .with_context(|| format!("--source {}: cannot create a consumer", options.topic.url()))
 }
 
 /// Builds the Kafka source of worker `worker` of `peers`. Outputs trips, dead letters and checkpoint parts, like
@@ -216,7 +216,7 @@ pub fn kafka_source<'s>(
     restored: Option<std::sync::Arc<Checkpoint>>,
 ) -> anyhow::Result<SourceStreams<'s>> {
     let consumer = consumer(&options)?;
-    let url = format!("kafka://{}/{}", options.topic.brokers, options.topic.topic);
+    let url = options.topic.url();
     let count = partition_count(&consumer, &options.topic, options.timeout)?;
     // Workers that read partitions; the same set receives the partitions added later.
     let readers = peers.min(count as usize).max(1);
