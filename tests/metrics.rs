@@ -28,22 +28,26 @@ fn total(text: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// A run of the bundled samples on 2 workers into `out`.
+fn options(profile: Profile, out: &std::path::Path, checkpoint: Option<taxiflow::checkpoint::CheckpointOptions>) -> RunOptions {
+    RunOptions {
+        source: SourceSpec::Files(taxiflow::cli::bundled_samples().unwrap()),
+        format: FormatChoice::Auto,
+        settings: JobSettings::for_profile(profile),
+        sink: SinkSpec::File(out.to_path_buf()),
+        timely: timely::Config::process(2),
+        min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
+        max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
+        checkpoint,
+    }
+}
+
 #[test]
 fn prometheus_endpoint_reports_the_run() {
     let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     taxiflow::metrics::serve(addr).expect("metrics listener starts");
     let out = tempfile::tempdir().unwrap();
-    let report = run(RunOptions {
-        source: SourceSpec::Files(taxiflow::cli::bundled_samples().unwrap()),
-        format: FormatChoice::Auto,
-        settings: JobSettings::for_profile(Profile::Msf),
-        sink: SinkSpec::File(out.path().to_path_buf()),
-        timely: timely::Config::process(2),
-        min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
-        max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
-        checkpoint: None,
-    })
-    .unwrap();
+    let report = run(options(Profile::Msf, out.path(), None)).unwrap();
     let totals = report.totals.unwrap();
     // The exporter may take a moment to bind after install; retry briefly.
     let mut text = String::new();
@@ -69,19 +73,9 @@ fn prometheus_endpoint_reports_the_run() {
 
     // With checkpoints: commits counted, their epoch, size and duration; a second run reports its restore.
     let checkpoints = tempfile::tempdir().unwrap();
-    let checkpointed = || RunOptions {
-        source: SourceSpec::Files(taxiflow::cli::bundled_samples().unwrap()),
-        format: FormatChoice::Auto,
-        settings: JobSettings::for_profile(Profile::Kda),
-        sink: SinkSpec::File(out.path().to_path_buf()),
-        timely: timely::Config::process(2),
-        min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
-        max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
-        checkpoint: Some(taxiflow::checkpoint::CheckpointOptions {
-            dir: checkpoints.path().to_path_buf(),
-            interval: std::time::Duration::from_millis(5),
-            reset: false,
-        }),
+    let checkpointed = || {
+        let every_5_ms = taxiflow::checkpoint::CheckpointOptions { dir: checkpoints.path().to_path_buf(), interval: std::time::Duration::from_millis(5), reset: false };
+        options(Profile::Kda, out.path(), Some(every_5_ms))
     };
     run(checkpointed()).unwrap();
     let text = scrape(addr);
