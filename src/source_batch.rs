@@ -191,10 +191,8 @@ impl SourceOutputs {
     /// moves every capability to the next epoch, so whatever is read from now on belongs to the next checkpoint.
     pub fn cut(&mut self, positions: Vec<CheckpointPart>) {
         let Some(interval) = self.epochs.interval else { return };
+        self.send_positions(positions);
         if let Some(caps) = &mut self.caps {
-            if !positions.is_empty() {
-                self.parts.activate().session(&caps[2]).give_iterator(positions.into_iter());
-            }
             let next = time(caps[0].time().outer, caps[0].time().inner + 1);
             for cap in caps.iter_mut() {
                 cap.downgrade(&next);
@@ -206,12 +204,17 @@ impl SourceOutputs {
     /// Releases the capabilities: the source will send nothing more, so every window downstream can close.
     /// With checkpoints, `positions` (the final positions of the partitions that changed) are sent first.
     pub fn finish(&mut self, positions: Vec<CheckpointPart>) {
+        self.send_positions(positions);
+        self.caps = None;
+    }
+
+    /// Sends checkpoint positions at the current capability (with checkpoints only).
+    fn send_positions(&mut self, positions: Vec<CheckpointPart>) {
         if let (Some(caps), Some(_)) = (&self.caps, self.epochs.interval) {
             if !positions.is_empty() {
                 self.parts.activate().session(&caps[2]).give_iterator(positions.into_iter());
             }
         }
-        self.caps = None;
     }
 
     /// Schedules the source again as soon as possible, or after `delay` (a source that waits longer than the
