@@ -6,9 +6,11 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Instant;
 
-use taxiflow::input::csv_line::CsvLine;
-use taxiflow::input::{open_decoded, taxi_ride_csv, Record};
-use taxiflow::timestamp::format_timestamp_ms;
+use taxiflow::connectors::file::open_decoded;
+use taxiflow::dataflows::jobs::taxi::formats::csv_line::CsvLine;
+use taxiflow::dataflows::jobs::taxi::formats::taxi_ride_csv;
+use taxiflow::dataflows::jobs::taxi::formats::timestamp::format_timestamp_ms;
+use taxiflow::dataflows::Decoded;
 
 /// One measured run.
 pub struct Measured {
@@ -42,7 +44,7 @@ pub fn measure(name: &str, cmd: &mut Command) -> Measured {
 }
 
 /// The bundled sample's trips, sorted by dropoff (event) time.
-fn sample_trips(root: &Path) -> Vec<taxiflow::dataflows::Trip> {
+fn sample_trips(root: &Path) -> Vec<taxiflow::dataflows::jobs::taxi::Trip> {
     let mut reader = open_decoded(&root.join("data/nyc-taxi-rides-2013-01-01.csv.gz")).unwrap();
     let mut csv = CsvLine::new();
     let mut line = Vec::new();
@@ -51,7 +53,7 @@ fn sample_trips(root: &Path) -> Vec<taxiflow::dataflows::Trip> {
         line.clear();
         std::io::BufRead::read_until(&mut reader, b'\n', &mut line).unwrap() > 0
     } {
-        if let Ok(Record::Trip(t)) = taxi_ride_csv::parse(taxiflow::input::trim_line(&line), &mut csv) {
+        if let Ok(Decoded::Record(t)) = taxi_ride_csv::parse(taxiflow::connectors::file::trim_line(&line), &mut csv) {
             trips.push(t);
         }
     }

@@ -48,8 +48,8 @@ fn main() {
         Command::new(root.join("scripts/kafka-broker.sh")).arg(port.to_string()).arg(dir.path().join("broker")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
     );
     wait_listening(port, "the broker (pip install noida-db)");
-    let topic = taxiflow::kafka::KafkaTopic { brokers: format!("127.0.0.1:{port}"), topic: "trips".into() };
-    taxiflow::kafka::create_topic(&topic, 2, Duration::from_secs(10)).unwrap();
+    let topic = taxiflow::connectors::kafka::KafkaTopic { brokers: format!("127.0.0.1:{port}"), topic: "trips".into(), config: Vec::new() };
+    taxiflow::connectors::kafka::create_topic(&topic, 2, Duration::from_secs(10)).unwrap();
     let url = format!("kafka://{}/trips", topic.brokers);
 
     let metrics_port = free_port();

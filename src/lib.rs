@@ -1,29 +1,28 @@
 //! # taxiflow
 //!
-//! The AWS "real-time taxi hot spots" reference job (`shared/spec/reference-job.md`) on timely dataflow:
-//! readers, sources, sinks and the command line around the I/O-free dataflow builders of the
-//! `taxiflow-dataflows` crate (`dataflows/`).
+//! A stream processor on timely dataflow that runs several reference streaming jobs as jobs of one binary
+//! (`taxiflow jobs` lists them; their semantics are in `docs/jobs/`). This crate is everything around the I/O-free
+//! jobs of the `taxiflow-dataflows` crate (`dataflows/`):
+//!
+//! | module | what |
+//! |---|---|
+//! | [`jobs`] | the job registry: name → job, its flags and its runner |
+//! | [`runtime`] | the generic engine: runner, source shell, watermarks, sink operator, checkpoints, shutdown, metrics |
+//! | [`connectors`] | sources and sinks by URL scheme: files, Kafka, Kinesis, Elasticsearch, S3, part files, stdout |
+//! | [`formats`] | row encodings: JSON, Flink's CSV (Java doubles), Parquet |
+//! | [`cli`] | the command line: `run`, `jobs`, `replay`, `generate` |
+//! | [`replay`] | `taxiflow replay`: taxi trips into Kafka or Kinesis, paced in event time |
+//! | [`aws`], [`retry`] | AWS settings, backoff and error chains shared by connectors |
 
 #![warn(missing_docs)]
 
 pub mod aws;
-pub mod checkpoint;
 pub mod cli;
-pub mod dead_letter;
-pub mod elasticsearch;
-pub mod file_source;
-pub mod input;
-pub mod metrics;
-pub mod kafka;
-pub mod kinesis;
+pub mod connectors;
+pub mod formats;
+pub mod jobs;
 pub mod replay;
 pub mod retry;
-pub mod run;
-pub mod sink;
-pub mod source_batch;
-pub mod summary;
-pub mod timestamp;
-pub mod watermark;
-pub mod workers;
+pub mod runtime;
 
 pub use taxiflow_dataflows as dataflows;

@@ -1,5 +1,5 @@
 //! `taxiflow replay`: replays trips from files into a Kafka topic or a Kinesis stream, paced in event time
-//! (spec §2).
+//! (taxi docs §2).
 //!
 //! * Pacing: the trip with event time `t` is sent at `start + (t − event time of the first trip) / speedup`
 //!   (`--speedup max`: as fast as the broker takes them; a trip older than the first is sent at once). Replay
@@ -18,13 +18,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::input::csv_line::CsvLine;
-use crate::input::split::{Split, SplitReader};
-use crate::input::{FormatChoice, InputFile, Record};
-use crate::kafka::producer::{Deliveries, ReplayProducer};
-use crate::kafka::KafkaTopic;
-use crate::kinesis::producer::KinesisReplay;
-use crate::kinesis::KinesisStream;
+use taxiflow_dataflows::jobs::taxi::formats::csv_line::CsvLine;
+use taxiflow_dataflows::jobs::taxi::formats::{Format, FormatChoice};
+use taxiflow_dataflows::jobs::taxi::{Profile, TaxiJob, Trip};
+use taxiflow_dataflows::{Decoded, RecordFormat};
+
+use crate::connectors::file::split::{Split, SplitReader};
+use crate::connectors::file::InputFile;
+use crate::connectors::kafka::producer::{Deliveries, ReplayProducer};
+use crate::connectors::kafka::{KafkaArgs, KafkaTopic};
+use crate::connectors::kinesis::producer::KinesisReplay;
+use crate::connectors::kinesis::KinesisStream;
 
 /// How fast to replay.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,9 +72,9 @@ pub struct ReplayOptions {
 }
 
 /// The key of a trip event (Kafka message key, Kinesis partition key): a hash of the payload as 16 hex digits
-/// (spec §2, refarch producer), the same for both streams.
+/// (taxi docs §2, refarch producer), the same for both streams.
 pub fn trip_key(payload: &str) -> String {
-    format!("{:016x}", taxiflow_dataflows::windowed_aggregate::key_hash(&payload))
+    format!("{:016x}", taxiflow_dataflows::window::aggregate::key_hash(&payload))
 }
 
 /// Where a replay writes (`--to`).
@@ -83,15 +87,15 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// Parses `--to`.
+    /// Parses `--to`, with the Kinesis and Kafka settings.
     ///
     /// # Errors
-    /// Neither a Kafka nor a Kinesis URL.
-    pub fn parse(url: &str, aws: &crate::aws::AwsArgs, shard_refresh: Duration) -> anyhow::Result<Destination> {
+    /// Neither a Kafka nor a Kinesis URL, or a bad `--kafka-config` setting.
+    pub fn parse(url: &str, aws: &crate::aws::AwsArgs, shard_refresh: Duration, kafka: &KafkaArgs) -> anyhow::Result<Destination> {
         if url.starts_with("kinesis://") {
             Ok(Destination::Kinesis(KinesisStream::parse(url, "--to")?, aws.clone(), shard_refresh))
         } else {
-            Ok(Destination::Kafka(KafkaTopic::parse(url, "--to")?))
+            Ok(Destination::Kafka(KafkaTopic::parse(url, "--to")?.with_args(kafka)?))
         }
     }
 
@@ -192,7 +196,7 @@ pub struct ReplayReport {
 }
 
 /// Calls `f` with every trip of `files` in file order.
-fn for_each_trip(files: &[Arc<InputFile>], mut f: impl FnMut(&taxiflow_dataflows::Trip) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+fn for_each_trip(files: &[Arc<InputFile<Format>>], mut f: impl FnMut(&Trip) -> anyhow::Result<()>) -> anyhow::Result<u64> {
     let mut csv = CsvLine::new();
     let mut skipped = 0;
     for file in files {
@@ -202,9 +206,9 @@ fn for_each_trip(files: &[Arc<InputFile>], mut f: impl FnMut(&taxiflow_dataflows
             if reader.line.is_empty() {
                 continue;
             }
-            match file.format.parse(&reader.line, &mut csv) {
-                Ok(Record::Trip(t)) => f(&t)?,
-                Ok(Record::Watermark(_)) | Ok(Record::NotATrip) => skipped += 1,
+            match file.format.decode(&reader.line, &mut csv) {
+                Ok(Decoded::Record(t)) => f(&t)?,
+                Ok(Decoded::Watermark(_)) | Ok(Decoded::Skip) => skipped += 1,
                 Err(reason) => {
                     tracing::warn!(input = %file.path.display(), line = reader.line_number(), %reason, "row skipped");
                     skipped += 1;
@@ -221,8 +225,8 @@ fn for_each_trip(files: &[Arc<InputFile>], mut f: impl FnMut(&taxiflow_dataflows
 /// An unreadable input, an unreachable broker or service or unknown topic or stream (naming `--to`), or events
 /// whose delivery failed (with the first reason).
 pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
-    let files: Vec<Arc<InputFile>> =
-        options.inputs.iter().map(|p| InputFile::inspect(p, options.format).map(Arc::new)).collect::<anyhow::Result<_>>()?;
+    let job = TaxiJob { format: options.format, ..TaxiJob::for_profile(Profile::Kda) };
+    let files: Vec<Arc<InputFile<Format>>> = options.inputs.iter().map(|p| InputFile::inspect(p, &job).map(Arc::new)).collect::<anyhow::Result<_>>()?;
     let mut producer = Producer::connect(&options.to, options.timeout)?;
 
     // The time span of the input shifts repeated copies; only --repeat needs this extra pass over the input.
@@ -237,7 +241,7 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
     } else {
         0
     };
-    // Event time of the first trip sent: pacing is relative to it (spec §2).
+    // Event time of the first trip sent: pacing is relative to it (taxi docs §2).
     let mut first: Option<u64> = None;
 
     let bar = indicatif::ProgressBar::new_spinner().with_style(
@@ -267,7 +271,7 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
                 lag_s = Instant::now().saturating_duration_since(due).as_secs_f64();
             }
             trip_id += 1;
-            let payload = crate::input::json_lines::trip_event_json(&trip, t.trip_id.unwrap_or(trip_id));
+            let payload = taxiflow_dataflows::jobs::taxi::formats::json_lines::trip_event_json(&trip, t.trip_id.unwrap_or(trip_id));
             producer.send_trip(payload, trip.event_time())?;
             if Instant::now() >= next_watermark {
                 producer.watermark_round(&mut report, false)?;
@@ -314,7 +318,7 @@ mod tests {
     fn trip_keys_are_the_hash_of_the_payload_as_before() {
         // The key the Kafka replay used before this function existed: the hash of the payload `String`.
         let payload = String::from(r#"{"type":"trip","trip_id":1}"#);
-        assert_eq!(super::trip_key(&payload), format!("{:016x}", taxiflow_dataflows::windowed_aggregate::key_hash(&payload)));
+        assert_eq!(super::trip_key(&payload), format!("{:016x}", taxiflow_dataflows::window::aggregate::key_hash(&payload)));
         assert_eq!(super::trip_key(&payload).len(), 16);
         assert_ne!(super::trip_key(&payload), super::trip_key("{}"));
     }

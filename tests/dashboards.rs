@@ -1299,9 +1299,12 @@ fn import_script_posts_the_osd_file_and_fails_without_success() {
 /// change of the templates that the dashboards do not follow fails here.
 #[test]
 fn the_mapping_table_is_the_sink_templates() {
+    use taxiflow::dataflows::Job;
+    let outputs = taxiflow::dataflows::output::Outputs::of_job(taxiflow::dataflows::jobs::taxi::TaxiJob::for_profile(taxiflow::dataflows::jobs::taxi::Profile::Kda).outputs());
     for m in MAPPINGS {
         let base = m.pattern.trim_end_matches('*');
-        let mappings = taxiflow::elasticsearch::templates::mappings(base);
+        let schema = outputs.schemas.iter().find(|s| s.name == base).unwrap_or_else(|| panic!("no output {base}"));
+        let mappings = taxiflow::connectors::elasticsearch::templates::mappings(schema);
         let mut from_template: Vec<(String, String)> = Vec::new();
         for (field, spec) in mappings["properties"].as_object().unwrap() {
             from_template.push((field.clone(), spec["type"].as_str().unwrap().to_string()));

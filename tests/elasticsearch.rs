@@ -87,7 +87,7 @@ fn templates_give_the_spec_mappings_and_date_suffixes_split_the_indices() {
     let mut days: Vec<String> = expected
         .keys()
         .map(|id| {
-            let start = taxiflow::dataflows::documents::window_start_of_id(id).unwrap();
+            let start = taxiflow::dataflows::window::window_start_of_id(id).unwrap();
             format!("nyc-pickup_count-{}", chrono::DateTime::from_timestamp_millis(start).unwrap().format("%Y.%m.%d"))
         })
         .collect();

@@ -134,14 +134,17 @@ fn a_refused_request_fails_the_job_at_once() {
 
 #[test]
 fn the_bulk_interval_timer_sends_a_partial_request_and_the_position_follows_acknowledgements() {
-    use taxiflow::elasticsearch::{EsOptions, EsSink};
-    use taxiflow::sink::IndexName;
+    use taxiflow::connectors::elasticsearch::{EsOptions, EsSink};
+    use taxiflow::dataflows::jobs::taxi::documents::{PICKUP_COUNT_OUTPUT, TRIP_DURATION_OUTPUT};
+    use taxiflow::dataflows::jobs::taxi::{Profile, TaxiJob};
+    use taxiflow::dataflows::Job;
+    let outputs = taxiflow::dataflows::output::Outputs::of_job(TaxiJob::for_profile(Profile::Kda).outputs());
     let server = BulkServer::start(|n| if n == 1 { Fault::Slow(Duration::from_millis(600)) } else { Fault::None }, |_| Ok(()));
     let mut options = EsOptions::parse(&format!("es+{}", server.url())).unwrap();
     options.bulk.interval = Duration::from_millis(200);
-    let mut sink = EsSink::open(&options).unwrap();
+    let mut sink = EsSink::open(&options, &outputs, taxiflow::runtime::shutdown::Shutdown::new()).unwrap();
     for (time, id) in [(10, "a"), (10, "b"), (20, "c")] {
-        sink.write(IndexName::PickupCount, time, None, id, r#"{"pickup_count":1}"#.into()).unwrap();
+        sink.write(PICKUP_COUNT_OUTPUT, time, None, id, r#"{"pickup_count":1}"#.into()).unwrap();
     }
     assert_eq!(sink.position().pending, 3);
     assert_eq!(sink.position().below, Some(10), "nothing acknowledged yet");
@@ -152,11 +155,11 @@ fn the_bulk_interval_timer_sends_a_partial_request_and_the_position_follows_ackn
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(sink.position().pending, 0);
     assert_eq!(sink.position().below, Some(21));
-    sink.write(IndexName::TripDuration, 30, None, "d", r#"{"airport_code":"JFK"}"#.into()).unwrap();
+    sink.write(TRIP_DURATION_OUTPUT, 30, None, "d", r#"{"airport_code":"JFK"}"#.into()).unwrap();
     sink.flush().unwrap();
     assert_eq!(server.stored("trip_duration").len(), 1, "flush waits for the answer");
     let written = sink.finish().unwrap();
-    assert_eq!((written.pickup_count, written.trip_duration, written.dead_letters), (3, 1, 0));
+    assert_eq!(written, [3, 1, 0], "pickup_count, trip_duration, dead letters");
 }
 
 #[test]

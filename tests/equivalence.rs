@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use proptest::prelude::*;
-use taxiflow::dataflows::{JobSettings, Point, Profile, Progress, Trip};
-use taxiflow::input::FormatChoice;
-use taxiflow::run::{run, RunOptions, SourceSpec};
-use taxiflow::sink::SinkSpec;
+use taxiflow::dataflows::jobs::taxi::{Point, Profile, TaxiSettings, Trip};
+use taxiflow::dataflows::WatermarkStrategy;
 
 /// Positions that exercise every branch: cells shared by several points, both airports, the NYC box edges,
 /// points outside NYC and on (0, 0), and refarch cells.
@@ -93,10 +91,10 @@ fn write_partitions(dir: &Path, partitions: &[Vec<Event>]) -> Vec<PathBuf> {
         .collect()
 }
 
-fn settings(profile: Profile, out_of_orderness: Option<u64>) -> JobSettings {
-    let mut s = JobSettings::for_profile(profile);
+fn settings(profile: Profile, out_of_orderness: Option<u64>) -> TaxiSettings {
+    let mut s = TaxiSettings::for_profile(profile);
     if let Some(bound_ms) = out_of_orderness {
-        s.progress = Progress::BoundedOutOfOrderness { bound_ms };
+        s.watermarks = WatermarkStrategy::BoundedOutOfOrderness { bound_ms };
     }
     s
 }
@@ -123,19 +121,9 @@ fn check(out: &Path, files: &[PathBuf], expected: &Expected, what: &str) -> Resu
     Ok(())
 }
 
-fn run_in_process(files: &[PathBuf], s: &JobSettings, threads: usize, out: &Path, max_split_bytes: u64) {
+fn run_in_process(files: &[PathBuf], s: &TaxiSettings, threads: usize, out: &Path, max_split_bytes: u64) {
     let timely = if threads == 1 { timely::Config::thread() } else { timely::Config::process(threads) };
-    run(RunOptions {
-        source: SourceSpec::Files(files.to_vec()),
-        format: FormatChoice::Auto,
-        settings: s.clone(),
-        sink: SinkSpec::File(out.to_path_buf()),
-        timely,
-        min_split_bytes: 1,
-        max_split_bytes,
-        checkpoint: None,
-    })
-    .expect("run succeeds");
+    run_taxi(s, file_source(files, 1, max_split_bytes), timely, out);
 }
 
 proptest! {

@@ -7,41 +7,29 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
-use taxiflow::dataflows::{JobSettings, Profile};
-use taxiflow::input::FormatChoice;
-use taxiflow::kafka::source::{KafkaSourceOptions, StartPosition};
-use taxiflow::kafka::KafkaTopic;
+use taxiflow::connectors::kafka::source::KafkaSource;
+use taxiflow::dataflows::jobs::taxi::formats::FormatChoice;
+use taxiflow::dataflows::jobs::taxi::{Profile, TaxiJob, TaxiSettings};
+use taxiflow::connectors::kafka::source::{KafkaSourceOptions, StartPosition};
+use taxiflow::connectors::kafka::KafkaTopic;
 use taxiflow::replay::{replay, ReplayOptions, Speedup};
-use taxiflow::run::{run, RunOptions, SourceSpec};
-use taxiflow::sink::SinkSpec;
+use taxiflow::runtime::run::{run, RunOptions};
 
 /// The first 20,000 rows of the bundled TaxiRide sample (its END rows are in dropoff order, as the replay
 /// expects), written to `dir`. librdkafka's mock broker keeps only a few MB per partition, so the whole
 /// sample would not fit.
 fn sample(dir: &Path) -> PathBuf {
     use std::io::BufRead;
-    let reader = taxiflow::input::open_decoded(&common::root().join("data/nyc-taxi-rides-2013-01-01.csv.gz")).unwrap();
+    let reader = taxiflow::connectors::file::open_decoded(&common::root().join("data/nyc-taxi-rides-2013-01-01.csv.gz")).unwrap();
     let text: String = reader.lines().take(20_000).map(|l| l.unwrap() + "\n").collect();
     let path = dir.join("rides.csv");
     std::fs::write(&path, text).unwrap();
     path
 }
 
-fn run_into(source: SourceSpec, threads: usize, out: &Path) -> taxiflow::summary::Totals {
+fn run_into(source: Box<dyn taxiflow::connectors::Source<TaxiJob>>, threads: usize, out: &Path) -> taxiflow::runtime::summary::Totals {
     let timely = if threads == 1 { timely::Config::thread() } else { timely::Config::process(threads) };
-    run(RunOptions {
-        source,
-        format: FormatChoice::Auto,
-        settings: JobSettings::for_profile(Profile::Kda),
-        sink: SinkSpec::File(out.to_path_buf()),
-        timely,
-        min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
-        max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
-        checkpoint: None,
-    })
-    .expect("run succeeds")
-    .totals
-    .expect("totals on process 0")
+    common::run_taxi(&TaxiSettings::for_profile(Profile::Kda), source, timely, out).totals.expect("totals on process 0")
 }
 
 #[test]
@@ -49,14 +37,14 @@ fn replay_then_run_equals_file_mode() {
     let dir = tempfile::tempdir().unwrap();
     let input = sample(dir.path());
     let file_out = dir.path().join("file");
-    let file_totals = run_into(SourceSpec::Files(vec![input.clone()]), 1, &file_out);
-    let trips = file_totals.trips;
+    let file_totals = run_into(common::file_source(&[input.clone()], taxiflow::connectors::file::split::MIN_SPLIT_BYTES, taxiflow::connectors::file::split::MAX_SPLIT_BYTES), 1, &file_out);
+    let trips = file_totals.counts.records;
     assert!(trips > 5_000, "{file_totals:?}");
 
     for partitions in [1, 3] {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("trips", partitions, 1).unwrap();
-        let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into() };
+        let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into(), config: Vec::new() };
         let report = replay(&ReplayOptions {
             inputs: vec![input.clone()],
             format: FormatChoice::Auto,
@@ -73,21 +61,21 @@ fn replay_then_run_equals_file_mode() {
         for threads in [1, 2] {
             let out = dir.path().join(format!("kafka-{partitions}-{threads}"));
             let totals = run_into(
-                SourceSpec::Kafka(KafkaSourceOptions {
+                Box::new(KafkaSource::new(KafkaSourceOptions {
                     topic: topic.clone(),
                     group: format!("test-{partitions}-{threads}-{}", std::process::id()),
                     start: StartPosition::Earliest,
                     stop_at_latest: true,
                     idle_timeout: None,
                     timeout: Duration::from_secs(30),
-                }),
+                })),
                 threads,
                 &out,
             );
             let what = format!("{partitions} partition(s), {threads} worker(s)");
-            assert_eq!(totals.trips, trips, "{what}: {totals:?}");
-            assert_eq!(totals.late, 0, "{what}: the replay's watermarks never pass an unsent trip of sorted input");
-            assert_eq!(totals.watermarks, report.watermark_rounds * partitions as u64, "{what}: a watermark per partition per round");
+            assert_eq!(totals.counts.records, trips, "{what}: {totals:?}");
+            assert_eq!(totals.counts.late, 0, "{what}: the replay's watermarks never pass an unsent trip of sorted input");
+            assert_eq!(totals.counts.watermarks, report.watermark_rounds * partitions as u64, "{what}: a watermark per partition per round");
             for name in ["pickup_count", "trip_duration"] {
                 let expected = std::fs::read_to_string(file_out.join(format!("{name}.jsonl"))).unwrap();
                 let actual = std::fs::read_to_string(out.join(format!("{name}.jsonl"))).unwrap();
@@ -104,7 +92,7 @@ fn unknown_topic_and_bad_urls_fail_naming_the_setting() {
     let cluster = MockCluster::new(1).unwrap();
     // The mock broker creates topics on demand; make this one answer "unknown topic".
     cluster.topic_error("missing", rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART).unwrap();
-    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "missing".into() };
+    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "missing".into(), config: Vec::new() };
     let e = replay(&ReplayOptions {
         inputs: vec![sample(dir.path())],
         format: FormatChoice::Auto,
@@ -131,7 +119,7 @@ fn kafka_sink_writes_the_file_sink_documents_keyed_by_id() {
     let dir = tempfile::tempdir().unwrap();
     let input = sample(dir.path());
     let file_out = dir.path().join("file");
-    run_into(SourceSpec::Files(vec![input.clone()]), 1, &file_out);
+    run_into(common::file_source(&[input.clone()], taxiflow::connectors::file::split::MIN_SPLIT_BYTES, taxiflow::connectors::file::split::MAX_SPLIT_BYTES), 1, &file_out);
     let mut expected = std::collections::BTreeMap::new();
     for index in ["pickup_count", "trip_duration"] {
         for mut doc in common::read_jsonl(&file_out, index) {
@@ -142,19 +130,11 @@ fn kafka_sink_writes_the_file_sink_documents_keyed_by_id() {
 
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("results", 2, 1).unwrap();
-    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "results".into() };
+    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "results".into(), config: Vec::new() };
     let timely = timely::Config::process(2);
-    run(RunOptions {
-        source: SourceSpec::Files(vec![input]),
-        format: FormatChoice::Auto,
-        settings: JobSettings::for_profile(Profile::Kda),
-        sink: SinkSpec::Kafka(topic.clone()),
-        timely,
-        min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
-        max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
-        checkpoint: None,
-    })
-    .expect("run with the kafka sink succeeds");
+    let source = common::file_source(&[input], taxiflow::connectors::file::split::MIN_SPLIT_BYTES, taxiflow::connectors::file::split::MAX_SPLIT_BYTES);
+    let sink = Box::new(taxiflow::connectors::kafka::sink::KafkaSinkConnector::new(topic.clone()));
+    run(RunOptions::new(TaxiJob::for_profile(Profile::Kda), source, sink, timely)).expect("run with the kafka sink succeeds");
 
     let consumer: BaseConsumer = topic
         .client_config()
@@ -230,7 +210,7 @@ fn unbounded_run_emits_closed_windows_and_stops_cleanly_on_sigterm() {
 
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("trips", 2, 1).unwrap();
-    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into() };
+    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into(), config: Vec::new() };
     replay(&ReplayOptions {
         inputs: vec![input],
         format: FormatChoice::Auto,
@@ -269,7 +249,7 @@ fn idle_partition_stops_holding_progress_back() {
     let t0 = 1_356_998_400_000u64; // 2013-01-01T00:00:00Z
     let trip = common::trip_event_at;
     // Partition 0: two trips in the first hour, then a watermark past it. Partition 1: nothing.
-    for payload in [trip(t0 + 60_000), trip(t0 + 120_000), taxiflow::input::json_lines::watermark_event_json(t0 + 3_600_000)] {
+    for payload in [trip(t0 + 60_000), trip(t0 + 120_000), taxiflow::dataflows::jobs::taxi::formats::json_lines::watermark_event_json(t0 + 3_600_000)] {
         producer.send(BaseRecord::<(), str>::to("trips").payload(&payload).partition(0)).unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
@@ -300,10 +280,10 @@ fn repeat_replays_shifted_copies() {
     let dir = tempfile::tempdir().unwrap();
     let input = sample(dir.path());
     let file_out = dir.path().join("file");
-    let once = run_into(SourceSpec::Files(vec![input.clone()]), 1, &file_out);
+    let once = run_into(common::file_source(&[input.clone()], taxiflow::connectors::file::split::MIN_SPLIT_BYTES, taxiflow::connectors::file::split::MAX_SPLIT_BYTES), 1, &file_out);
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("trips", 1, 1).unwrap();
-    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into() };
+    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into(), config: Vec::new() };
     let report = replay(&ReplayOptions {
         inputs: vec![input],
         format: FormatChoice::Auto,
@@ -314,21 +294,21 @@ fn repeat_replays_shifted_copies() {
         timeout: Duration::from_secs(30),
     })
     .unwrap();
-    assert_eq!(report.acknowledged, 2 * once.trips);
+    assert_eq!(report.acknowledged, 2 * once.counts.records);
     let out = dir.path().join("kafka");
     let twice = run_into(
-        SourceSpec::Kafka(KafkaSourceOptions {
+        Box::new(KafkaSource::new(KafkaSourceOptions {
             topic,
             group: "repeat".into(),
             start: StartPosition::Earliest,
             stop_at_latest: true,
             idle_timeout: None,
             timeout: Duration::from_secs(30),
-        }),
+        })),
         1,
         &out,
     );
-    assert_eq!((twice.trips, twice.late), (2 * once.trips, 0));
+    assert_eq!((twice.counts.records, twice.counts.late), (2 * once.counts.records, 0));
     // Every trip is counted once per copy, and the copy lies one span (last − first event time + 1 ms) later.
     let sum = |docs: &[serde_json::Value]| docs.iter().map(|d| d["pickup_count"].as_u64().unwrap()).sum::<u64>();
     let original = common::read_jsonl(&file_out, "pickup_count");

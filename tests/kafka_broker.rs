@@ -91,10 +91,10 @@ fn partitions_added_while_running_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(common::free_port(), &dir.path().join("broker"));
     create_topic(&broker.address(), "trips", 1);
-    let topic = taxiflow::kafka::KafkaTopic { brokers: broker.address(), topic: "trips".into() };
+    let topic = taxiflow::connectors::kafka::KafkaTopic { brokers: broker.address(), topic: "trips".into(), config: Vec::new() };
     let t0 = 1_356_998_400_000u64; // 2013-01-01T00:00:00Z
     let trip = common::trip_event_at;
-    let watermark = |w: u64| taxiflow::input::json_lines::watermark_event_json(w);
+    let watermark = |w: u64| taxiflow::dataflows::jobs::taxi::formats::json_lines::watermark_event_json(w);
     let out = dir.path().join("out");
     let url = format!("kafka://{}/trips", broker.address());
     /// Killed when the test ends, passed or not.
@@ -114,7 +114,7 @@ fn partitions_added_while_running_are_read() {
         .unwrap());
     // Partition 1 appears after the start; its trip (second hour) only counts if the source assigns it.
     std::thread::sleep(Duration::from_secs(1));
-    taxiflow::kafka::add_partitions(&topic, 2, Duration::from_secs(10)).unwrap();
+    taxiflow::connectors::kafka::add_partitions(&topic, 2, Duration::from_secs(10)).unwrap();
     let producer: BaseProducer = topic.client_config().create().unwrap();
     let send = |payload: String, partition: i32| {
         producer.send(BaseRecord::<(), str>::to("trips").payload(&payload).partition(partition)).unwrap();

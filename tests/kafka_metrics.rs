@@ -7,13 +7,14 @@ use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
-use taxiflow::dataflows::{JobSettings, Profile};
-use taxiflow::input::FormatChoice;
-use taxiflow::kafka::source::{KafkaSourceOptions, StartPosition};
-use taxiflow::kafka::KafkaTopic;
+use taxiflow::connectors::kafka::source::KafkaSource;
+use taxiflow::dataflows::jobs::taxi::formats::FormatChoice;
+use taxiflow::connectors::file::sink::FileSink;
+use taxiflow::dataflows::jobs::taxi::{Profile, TaxiJob};
+use taxiflow::connectors::kafka::source::{KafkaSourceOptions, StartPosition};
+use taxiflow::connectors::kafka::KafkaTopic;
 use taxiflow::replay::{replay, ReplayOptions, Speedup};
-use taxiflow::run::{run, RunOptions, SourceSpec};
-use taxiflow::sink::SinkSpec;
+use taxiflow::runtime::run::{run, RunOptions};
 
 fn scrape(addr: std::net::SocketAddr) -> String {
     for _ in 0..50 {
@@ -36,14 +37,14 @@ fn value(text: &str, metric: &str, partition: i32) -> Option<f64> {
 #[test]
 fn consumer_lag_gauges_per_partition() {
     let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    taxiflow::metrics::serve(addr).unwrap();
+    taxiflow::runtime::metrics::serve(addr).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("trips.csv");
     let sample = std::fs::read_to_string(common::root().join("data/yellow_tripdata_2015-01-sample.csv")).unwrap();
     std::fs::write(&input, sample).unwrap();
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("trips", 2, 1).unwrap();
-    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into() };
+    let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into(), config: Vec::new() };
     let replayed = replay(&ReplayOptions {
         inputs: vec![input],
         format: FormatChoice::Auto,
@@ -55,24 +56,18 @@ fn consumer_lag_gauges_per_partition() {
     })
     .unwrap();
     let report = run(RunOptions {
-        source: SourceSpec::Kafka(KafkaSourceOptions {
+        source: Box::new(KafkaSource::new(KafkaSourceOptions {
             topic,
             group: "lag-test".into(),
             start: StartPosition::Earliest,
             stop_at_latest: true,
             idle_timeout: None,
             timeout: Duration::from_secs(30),
-        }),
-        format: FormatChoice::Auto,
-        settings: JobSettings::for_profile(Profile::Kda),
-        sink: SinkSpec::File(dir.path().join("out")),
-        timely: timely::Config::process(2),
-        min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
-        max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
-        checkpoint: None,
+        })),
+        ..RunOptions::new(TaxiJob::for_profile(Profile::Kda), common::file_source(&[], 1, 1), Box::new(FileSink { dir: dir.path().join("out") }), timely::Config::process(2))
     })
     .unwrap();
-    assert_eq!(report.totals.unwrap().trips, replayed.acknowledged);
+    assert_eq!(report.totals.unwrap().counts.records, replayed.acknowledged);
     let text = scrape(addr);
     for p in [0, 1] {
         assert_eq!(value(&text, "taxiflow_kafka_consumer_lag_records", p), Some(0.0), "partition {p}: {text:?}");

@@ -134,12 +134,12 @@ fn resharding_during_the_run(which: Implementation) {
     let middle = start + (end - start) / 2 + 1;
     kinesis.runtime.block_on(async {
         kinesis.client.split_shard().stream_name("resharded").shard_to_split(&s0.id).new_starting_hash_key(middle.to_string()).send().await.unwrap();
-        taxiflow::kinesis::wait_active(&kinesis.client, &stream).await.unwrap();
+        taxiflow::connectors::kinesis::wait_active(&kinesis.client, &stream).await.unwrap();
     });
     let upper = kinesis.shards(&stream).into_iter().find(|s| s.parent.as_deref() == Some(&s0.id) && s.starting_hash_key == middle.to_string()).expect("upper child");
     kinesis.runtime.block_on(async {
         kinesis.client.merge_shards().stream_name("resharded").shard_to_merge(&upper.id).adjacent_shard_to_merge(&s1.id).send().await.unwrap();
-        taxiflow::kinesis::wait_active(&kinesis.client, &stream).await.unwrap();
+        taxiflow::connectors::kinesis::wait_active(&kinesis.client, &stream).await.unwrap();
     });
     let after = kinesis.shards(&stream);
     assert_eq!(after.iter().filter(|s| !s.closed).count(), 2, "{after:?}");
@@ -211,7 +211,7 @@ fn kpl_aggregated_records_are_deaggregated() {
     kinesis.create("plain", 1);
     replay(&kinesis.url, "plain", &first);
     let plain = kinesis.runtime.block_on(async {
-        let shard = taxiflow::kinesis::list_shards(&kinesis.client, &taxiflow::kinesis::KinesisStream { name: "plain".into() }).await.unwrap()[0].id.clone();
+        let shard = taxiflow::connectors::kinesis::list_shards(&kinesis.client, &taxiflow::connectors::kinesis::KinesisStream { name: "plain".into() }).await.unwrap()[0].id.clone();
         let mut it = kinesis.client.get_shard_iterator().stream_name("plain").shard_id(shard).shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon).send().await.unwrap().shard_iterator().unwrap().to_string();
         let mut data: Vec<Vec<u8>> = Vec::new();
         loop {
@@ -227,7 +227,7 @@ fn kpl_aggregated_records_are_deaggregated() {
     kinesis.runtime.block_on(async {
         for chunk in plain.chunks(100) {
             let pairs: Vec<(&str, &[u8])> = chunk.iter().map(|d| ("k", d.as_slice())).collect();
-            let record = taxiflow::kinesis::deaggregate::aggregate(&pairs);
+            let record = taxiflow::connectors::kinesis::deaggregate::aggregate(&pairs);
             kinesis.client.put_record().stream_name("kpl").partition_key("k").data(aws_sdk_kinesis::primitives::Blob::new(record)).send().await.unwrap();
         }
     });

@@ -6,10 +6,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 
-use taxiflow::dataflows::{JobSettings, Profile};
-use taxiflow::input::FormatChoice;
-use taxiflow::run::{run, RunOptions, SourceSpec};
-use taxiflow::sink::SinkSpec;
+use taxiflow::connectors::file::sink::FileSink;
+use taxiflow::connectors::file::{FileSource, FileSourceArgs};
+use taxiflow::dataflows::jobs::taxi::{Profile, TaxiJob};
+use taxiflow::runtime::checkpoint::{CheckpointLocation, CheckpointOptions};
+use taxiflow::runtime::run::{run, RunOptions};
 
 fn scrape(addr: std::net::SocketAddr) -> String {
     let mut stream = TcpStream::connect(addr).expect("metrics endpoint answers");
@@ -29,23 +30,16 @@ fn total(text: &str, name: &str) -> f64 {
 }
 
 /// A run of the bundled samples on 2 workers into `out`.
-fn options(profile: Profile, out: &std::path::Path, checkpoint: Option<taxiflow::checkpoint::CheckpointOptions>) -> RunOptions {
-    RunOptions {
-        source: SourceSpec::Files(taxiflow::cli::bundled_samples().unwrap()),
-        format: FormatChoice::Auto,
-        settings: JobSettings::for_profile(profile),
-        sink: SinkSpec::File(out.to_path_buf()),
-        timely: timely::Config::process(2),
-        min_split_bytes: taxiflow::input::split::MIN_SPLIT_BYTES,
-        max_split_bytes: taxiflow::input::split::MAX_SPLIT_BYTES,
-        checkpoint,
-    }
+fn options(profile: Profile, out: &std::path::Path, checkpoint: Option<CheckpointOptions>) -> RunOptions<TaxiJob> {
+    let source = Box::new(FileSource::new(taxiflow::cli::bundled_samples().unwrap(), &FileSourceArgs::default()));
+    let sink = Box::new(FileSink { dir: out.to_path_buf() });
+    RunOptions { checkpoint, ..RunOptions::new(TaxiJob::for_profile(profile), source, sink, timely::Config::process(2)) }
 }
 
 #[test]
 fn prometheus_endpoint_reports_the_run() {
     let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    taxiflow::metrics::serve(addr).expect("metrics listener starts");
+    taxiflow::runtime::metrics::serve(addr).expect("metrics listener starts");
     let out = tempfile::tempdir().unwrap();
     let report = run(options(Profile::Msf, out.path(), None)).unwrap();
     let totals = report.totals.unwrap();
@@ -59,13 +53,13 @@ fn prometheus_endpoint_reports_the_run() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(total(&text, "taxiflow_records_in_total"), 103_998.0, "{text}");
-    assert_eq!(total(&text, "taxiflow_trips_total"), 50_448.0);
-    assert_eq!(total(&text, "taxiflow_late_records_total"), totals.late as f64);
-    assert!(totals.late > 0, "the msf profile makes trips of the unsorted TLC samples late");
+    assert_eq!(total(&text, "taxiflow_records_total"), 50_448.0);
+    assert_eq!(total(&text, "taxiflow_late_records_total"), totals.counts.late as f64);
+    assert!(totals.counts.late > 0, "the msf profile makes trips of the unsorted TLC samples late");
     assert_eq!(total(&text, "taxiflow_malformed_records_total"), 0.0);
     assert_eq!(
         total(&text, "taxiflow_documents_out_total"),
-        (totals.documents_written() + totals.dead_letters) as f64
+        (totals.documents_written() + totals.dead_letters()) as f64
     );
     // Watermarks are epoch milliseconds of the sample (2013–2016), not zero.
     assert!(total(&text, "taxiflow_output_watermark_ms") > 1.3e12);
@@ -74,7 +68,7 @@ fn prometheus_endpoint_reports_the_run() {
     // With checkpoints: commits counted, their epoch, size and duration; a second run reports its restore.
     let checkpoints = tempfile::tempdir().unwrap();
     let checkpointed = || {
-        let every_5_ms = taxiflow::checkpoint::CheckpointOptions { dir: checkpoints.path().to_path_buf(), interval: std::time::Duration::from_millis(5), reset: false };
+        let every_5_ms = CheckpointOptions { location: CheckpointLocation::Dir(checkpoints.path().to_path_buf()), interval: std::time::Duration::from_millis(5), reset: false };
         options(Profile::Kda, out.path(), Some(every_5_ms))
     };
     run(checkpointed()).unwrap();

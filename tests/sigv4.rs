@@ -1,6 +1,6 @@
 //! SigV4 signing of the Elasticsearch sink.
 //!
-//! 1. The signer (`taxiflow::elasticsearch::auth::sign_request`, i.e. the `aws-sigv4` crate as configured for
+//! 1. The signer (`taxiflow::connectors::elasticsearch::auth::sign_request`, i.e. the `aws-sigv4` crate as configured for
 //!    Amazon OpenSearch Service) reproduces the signatures of the AWS SigV4 test suite
 //!    (`tests/sigv4-test-suite/`, from awslabs/aws-c-auth and smithy-rs).
 //! 2. An independent verifier written here from the AWS documentation ("Create a canonical request for
@@ -270,7 +270,7 @@ fn the_signer_reproduces_the_suite() {
             continue; // the scope names the service, so these are checked through the verifier only
         }
         let (added, signature) =
-            taxiflow::elasticsearch::auth::sign_request(&credentials, "us-east-1", service, suite_time(), &r.method, &url, &header_refs, &r.body).unwrap_or_else(|e| panic!("{}: {e:#}", case.name));
+            taxiflow::connectors::elasticsearch::auth::sign_request(&credentials, "us-east-1", service, suite_time(), &r.method, &url, &header_refs, &r.body).unwrap_or_else(|e| panic!("{}: {e:#}", case.name));
         assert_eq!(signature, expected_signature(r), "{}", case.name);
         let authorization = added.iter().find(|(n, _)| n == "authorization").unwrap();
         assert_eq!(&authorization.1, r.header("authorization").unwrap(), "{}", case.name);

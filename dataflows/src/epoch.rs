@@ -77,14 +77,22 @@ pub enum CheckpointPart {
         state: Vec<u8>,
     },
     /// The open windows of one instance of a window operator after every record of epochs `≤ e`
-    /// ([`crate::windowed_aggregate::WindowState`], bincode).
+    /// ([`crate::window::aggregate::WindowState`], bincode).
     Window {
         /// Operator name (`hot_spots`, `airport_durations`).
         operator: String,
         /// Index of the worker that ran the instance in this run.
         worker: usize,
-        /// Serialized [`crate::windowed_aggregate::WindowState`].
+        /// Serialized [`crate::window::aggregate::WindowState`].
         state: Vec<u8>,
+    },
+    /// The source of worker `worker` has read its last record at epoch `epoch`: it finished, or stopped
+    /// reading after a graceful stop, so a checkpoint of `epoch` or later holds everything it read.
+    Stopped {
+        /// Index of the worker whose source it is.
+        worker: usize,
+        /// The source's last epoch.
+        epoch: u64,
     },
 }
 

@@ -50,6 +50,6 @@ impl Drop for Broker {
 }
 
 pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let t = taxiflow::kafka::KafkaTopic { brokers: brokers.to_string(), topic: topic.to_string() };
-    taxiflow::kafka::create_topic(&t, partitions, Duration::from_secs(10)).expect("topic created");
+    let t = taxiflow::connectors::kafka::KafkaTopic { brokers: brokers.to_string(), topic: topic.to_string(), config: Vec::new() };
+    taxiflow::connectors::kafka::create_topic(&t, partitions, Duration::from_secs(10)).expect("topic created");
 }

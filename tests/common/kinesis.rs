@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use aws_sdk_kinesis::Client;
-use taxiflow::kinesis::KinesisStream;
+use taxiflow::connectors::kinesis::KinesisStream;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// Which implementation.
@@ -65,13 +65,13 @@ impl LocalKinesis {
     /// Creates `name` with `shards` shards and waits until it is active.
     pub fn create(&self, name: &str, shards: i32) -> KinesisStream {
         let stream = KinesisStream { name: name.into() };
-        self.runtime.block_on(taxiflow::kinesis::create_stream(&self.client, &stream, shards)).unwrap();
+        self.runtime.block_on(taxiflow::connectors::kinesis::create_stream(&self.client, &stream, shards)).unwrap();
         stream
     }
 
     /// The stream's shards.
-    pub fn shards(&self, stream: &KinesisStream) -> Vec<taxiflow::kinesis::ShardInfo> {
-        self.runtime.block_on(taxiflow::kinesis::list_shards(&self.client, stream)).unwrap()
+    pub fn shards(&self, stream: &KinesisStream) -> Vec<taxiflow::connectors::kinesis::ShardInfo> {
+        self.runtime.block_on(taxiflow::connectors::kinesis::list_shards(&self.client, stream)).unwrap()
     }
 }
 

@@ -12,9 +12,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use taxiflow::dataflows::documents::{document_id, PICKUP_COUNT_INDEX, TRIP_DURATION_INDEX};
-use taxiflow::dataflows::geohash::Geohash;
-use taxiflow::dataflows::{JobSettings, Progress, Trip};
+use taxiflow::connectors::file::{FileSource, FileSourceArgs};
+use taxiflow::connectors::Source;
+use taxiflow::dataflows::jobs::taxi::documents::{PICKUP_COUNT_INDEX, TRIP_DURATION_INDEX};
+use taxiflow::dataflows::jobs::taxi::formats::FormatChoice;
+use taxiflow::dataflows::jobs::taxi::geohash::Geohash;
+use taxiflow::dataflows::jobs::taxi::{TaxiJob, TaxiSettings, Trip};
+use taxiflow::dataflows::window::document_id;
+use taxiflow::dataflows::WatermarkStrategy;
+use taxiflow::runtime::run::{run, RunOptions, RunReport};
+
+/// Runs the taxi job with `settings` in this process on `timely`'s workers from `source` into `file://out`.
+pub fn run_taxi(settings: &TaxiSettings, source: Box<dyn Source<TaxiJob>>, timely: timely::Config, out: &Path) -> RunReport {
+    let job = TaxiJob { settings: settings.clone(), format: FormatChoice::Auto };
+    let sink = Box::new(taxiflow::connectors::file::sink::FileSink { dir: out.to_path_buf() });
+    run(RunOptions::new(job, source, sink, timely)).expect("run succeeds")
+}
+
+/// The file source of `files`, with byte ranges of at least `min_split_bytes` and at most `max_split_bytes`.
+pub fn file_source(files: &[PathBuf], min_split_bytes: u64, max_split_bytes: u64) -> Box<dyn Source<TaxiJob>> {
+    Box::new(FileSource::new(files.to_vec(), &FileSourceArgs { min_split_bytes, max_split_bytes }))
+}
 
 /// The `taxiflow` binary built for these tests.
 pub fn taxiflow() -> Command {
@@ -77,7 +95,7 @@ pub enum Event {
 
 /// The JSON line of an event (spec §1, KDA field names, ISO instants).
 pub fn json_line(e: &Event) -> String {
-    use taxiflow::timestamp::format_timestamp_ms as iso;
+    use taxiflow::dataflows::jobs::taxi::formats::timestamp::format_timestamp_ms as iso;
     match e {
         Event::Trip(t) => serde_json::json!({
             "type": "trip",
@@ -105,7 +123,7 @@ pub struct Expected {
 
 /// Naive batch recomputation of the job over partitions read one after the other, one record at a time:
 /// the late rule per partition, then plain maps per (window, key). No timely, no splitting, no exchange.
-pub fn naive(partitions: &[Vec<Event>], s: &JobSettings) -> Expected {
+pub fn naive(partitions: &[Vec<Event>], s: &TaxiSettings) -> Expected {
     let mut counts: BTreeMap<(u64, String), u64> = BTreeMap::new();
     let mut durations: BTreeMap<(u64, String, &'static str), (i64, u64)> = BTreeMap::new();
     let mut late = Vec::new();
@@ -115,7 +133,7 @@ pub fn naive(partitions: &[Vec<Event>], s: &JobSettings) -> Expected {
         for (li, e) in events.iter().enumerate() {
             match e {
                 Event::Watermark(w) => {
-                    if s.progress == Progress::WatermarkRecords {
+                    if s.watermarks == WatermarkStrategy::Records {
                         watermark = Some(watermark.map_or(*w, |o| o.max(*w)));
                     }
                 }
@@ -125,7 +143,7 @@ pub fn naive(partitions: &[Vec<Event>], s: &JobSettings) -> Expected {
                         late.push((pi, li as u64 + 1));
                         continue;
                     }
-                    if let Progress::BoundedOutOfOrderness { bound_ms } = s.progress {
+                    if let WatermarkStrategy::BoundedOutOfOrderness { bound_ms } = s.watermarks {
                         let m = max_seen.map_or(et, |m| m.max(et));
                         max_seen = Some(m);
                         if m > bound_ms {
@@ -201,11 +219,11 @@ pub fn trip_event_at(dropoff_ms: u64) -> String {
         trip_id: None,
         pickup_ms: dropoff_ms - 600_000,
         dropoff_ms,
-        pickup: taxiflow::dataflows::Point { lat: 40.758, lon: -73.9855 },
-        dropoff: taxiflow::dataflows::Point { lat: 40.75, lon: -73.99 },
+        pickup: taxiflow::dataflows::jobs::taxi::Point { lat: 40.758, lon: -73.9855 },
+        dropoff: taxiflow::dataflows::jobs::taxi::Point { lat: 40.75, lon: -73.99 },
         total_amount: 10.0,
     };
-    taxiflow::input::json_lines::trip_event_json(&trip, 1)
+    taxiflow::dataflows::jobs::taxi::formats::json_lines::trip_event_json(&trip, 1)
 }
 
 /// Writes `copies` copies of the real trips of the bundled 2013 sample as replay-format JSON lines to `path`,
@@ -215,14 +233,16 @@ pub fn trip_event_at(dropoff_ms: u64) -> String {
 /// Returns the number of trips written.
 pub fn write_real_trip_copies(path: &Path, copies: u64) -> u64 {
     use std::io::{BufRead, Write};
-    use taxiflow::input::{csv_line::CsvLine, open_decoded, taxi_ride_csv, trim_line, Record};
+    use taxiflow::connectors::file::{open_decoded, trim_line};
+    use taxiflow::dataflows::jobs::taxi::formats::{csv_line::CsvLine, taxi_ride_csv};
+    use taxiflow::dataflows::Decoded;
     let mut reader = open_decoded(&root().join("data/nyc-taxi-rides-2013-01-01.csv.gz")).unwrap();
     let (mut csv, mut line, mut trips) = (CsvLine::new(), Vec::new(), Vec::new());
     while {
         line.clear();
         reader.read_until(b'\n', &mut line).unwrap() > 0
     } {
-        if let Ok(Record::Trip(t)) = taxi_ride_csv::parse(trim_line(&line), &mut csv) {
+        if let Ok(Decoded::Record(t)) = taxi_ride_csv::parse(trim_line(&line), &mut csv) {
             trips.push(t);
         }
     }

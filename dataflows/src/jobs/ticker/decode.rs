@@ -1,0 +1,326 @@
+//! Decoding ticker events (ticker docs §1): one JSON object per line, Kafka message or Kinesis record,
+//! `{"event_time": "2026-12-01T08:00:01.123456", "ticker": "AAPL", "price": 42.17}`.
+//!
+//! The rules are Flink 2.3's JSON format for the blog's table (`ticker VARCHAR(6), price DOUBLE, event_time
+//! TIMESTAMP(3)`, `json.timestamp-format.standard = 'ISO-8601'`), measured on Flink itself
+//! (`shared/baselines/flink-ticker/README.md`). Where Flink fails the whole job, or reads a record oddly, the
+//! record is malformed here and goes to the dead-letter output with a reason naming the field:
+//!
+//! | field | accepted | malformed |
+//! |---|---|---|
+//! | `event_time` | a string in `ISO_LOCAL_DATE_TIME` ([`super::local_time`]) | missing, null, not a string, a zone or offset, a space for `T`, no such date |
+//! | `ticker` | a string as is; a number, boolean, object or array as its compact JSON text; missing, null → NULL | a partition directory `ticker=<escaped>` over 255 bytes |
+//! | `price` | a number; a string that after trimming ASCII whitespace is a JSON number or `NaN`, `Infinity`, `-Infinity`; missing, null → NULL | a boolean, object or array; another string (`"abc"`, `"42d"`, `"0x1p3"`); a number beyond the double range (`1e400`) |
+//!
+//! Also malformed: a line that is not a JSON object, invalid UTF-8, and a duplicate key (Flink 2.x counts both
+//! and then skips later fields). Other fields are ignored; empty (or blank) lines are skipped. Decoding is
+//! `sonic-rs` (SIMD JSON, serde), which validates ignored values too.
+
+use std::borrow::Cow;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use sonic_rs::{JsonType, JsonValueTrait, LazyValue};
+
+use super::Tick;
+use crate::job::Decoded;
+use crate::output::escape_partition_value;
+
+/// Longest partition directory name (`ticker=<escaped value>`), bytes: the `NAME_MAX` of Linux filesystems.
+pub const MAX_PARTITION_NAME: usize = 255;
+
+/// The fields of one event, as raw JSON values (`None`: missing or null).
+#[derive(Default)]
+struct Fields<'a> {
+    event_time: Option<LazyValue<'a>>,
+    ticker: Option<LazyValue<'a>>,
+    price: Option<LazyValue<'a>>,
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'de>, M::Error> {
+        let mut fields = Fields::default();
+        let mut keys: Vec<Cow<'de, str>> = Vec::with_capacity(4);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if keys.contains(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            match key.as_ref() {
+                "event_time" => fields.event_time = map.next_value::<Option<LazyValue<'de>>>()?,
+                "ticker" => fields.ticker = map.next_value::<Option<LazyValue<'de>>>()?,
+                "price" => fields.price = map.next_value::<Option<LazyValue<'de>>>()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            keys.push(key);
+        }
+        Ok(fields)
+    }
+}
+
+/// One event object, deserialized through [`FieldsVisitor`].
+struct Event<'a>(Fields<'a>);
+
+impl<'de> serde::Deserialize<'de> for Event<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FieldsVisitor).map(Event)
+    }
+}
+
+fn fields(line: &str) -> Result<Fields<'_>, String> {
+    sonic_rs::from_str::<Event<'_>>(line).map(|e| e.0).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+fn kind(t: JsonType) -> &'static str {
+    match t {
+        JsonType::Null => "null",
+        JsonType::Boolean => "a boolean",
+        JsonType::Number => "a number",
+        JsonType::String => "a string",
+        JsonType::Array => "an array",
+        JsonType::Object => "an object",
+    }
+}
+
+/// Decodes one line (without its line terminator; a trailing `\r` is dropped).
+///
+/// # Errors
+/// Why the event is malformed, naming the field (see the module documentation).
+pub fn decode(line: &[u8]) -> Result<Decoded<Tick>, String> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Decoded::Skip);
+    }
+    let text = std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8: {e}"))?;
+    let f = fields(text)?;
+    let event_time = match &f.event_time {
+        None => return Err("event_time: missing or null".into()),
+        Some(v) if v.get_type() != JsonType::String => return Err(format!("event_time: expected a date-time string, found {}", kind(v.get_type()))),
+        Some(v) => {
+            let s = v.as_str().ok_or("event_time: invalid string")?;
+            super::local_time::parse_local_date_time(s).map_err(|e| format!("event_time: {e}"))?
+        }
+    };
+    let ticker = match &f.ticker {
+        None => None,
+        Some(v) if v.get_type() == JsonType::String => Some(v.as_str().ok_or("ticker: invalid string")?.to_string()),
+        Some(v) => Some(compact(v.as_raw_str())),
+    };
+    if let Some(t) = &ticker {
+        let name = "ticker=".len() + escape_partition_value(t).len();
+        if name > MAX_PARTITION_NAME {
+            return Err(format!("ticker: its partition directory would be {name} bytes, more than {MAX_PARTITION_NAME}"));
+        }
+    }
+    let price = match &f.price {
+        None => None,
+        Some(v) => Some(price(v)?),
+    };
+    Ok(Decoded::Record(Tick { event_time, ticker, price }))
+}
+
+fn price(v: &LazyValue<'_>) -> Result<f64, String> {
+    match v.get_type() {
+        JsonType::Number => {
+            let raw = v.as_raw_str();
+            let x: f64 = raw.parse().map_err(|_| format!("price: not a number: {raw}"))?;
+            if x.is_infinite() {
+                return Err(format!("price: {raw} is beyond the double range"));
+            }
+            Ok(x)
+        }
+        JsonType::String => {
+            let s = v.as_str().ok_or("price: invalid string")?;
+            let t = s.trim_matches(|c: char| c.is_ascii_whitespace());
+            match t {
+                "NaN" => Ok(f64::NAN),
+                "Infinity" => Ok(f64::INFINITY),
+                "-Infinity" => Ok(f64::NEG_INFINITY),
+                _ if is_json_number(t) => {
+                    let x: f64 = t.parse().map_err(|_| format!("price: not a number: {s:?}"))?;
+                    if x.is_infinite() {
+                        return Err(format!("price: {s:?} is beyond the double range"));
+                    }
+                    Ok(x)
+                }
+                _ => Err(format!("price: the string {s:?} is not a number")),
+            }
+        }
+        other => Err(format!("price: expected a number or a numeric string, found {}", kind(other))),
+    }
+}
+
+/// Whether `s` is a number in JSON's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    if b.first() == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Valid JSON text without the whitespace outside strings.
+fn compact(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in raw.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_796_112_000_000;
+
+    fn tick(line: &str) -> Tick {
+        match decode(line.as_bytes()) {
+            Ok(Decoded::Record(t)) => t,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn reason(line: &[u8]) -> String {
+        decode(line).unwrap_err()
+    }
+
+    #[test]
+    fn the_blog_producers_events() {
+        let t = tick(r#"{"event_time": "2026-12-01T08:00:01.123456", "ticker": "AAPL", "price": 42.17}"#);
+        assert_eq!(t, Tick { event_time: T0 + 1123, ticker: Some("AAPL".into()), price: Some(42.17) });
+        let t = tick("{\"event_time\":\"2026-12-01T08:00:00\",\"price\":\" 42.1 \",\"extra\":[1,{\"a\":null}]}\r");
+        assert_eq!(t, Tick { event_time: T0, ticker: None, price: Some(42.1) });
+    }
+
+    #[test]
+    fn tickers_of_any_json_value() {
+        let t = |v: &str| tick(&format!(r#"{{"event_time":"2026-12-01T08:00","ticker":{v}}}"#)).ticker;
+        assert_eq!(t("\"GOOGLEX\""), Some("GOOGLEX".into()), "VARCHAR(6) is not enforced");
+        assert_eq!(t("\"A\\u0041\""), Some("AA".into()));
+        assert_eq!(t("42"), Some("42".into()));
+        assert_eq!(t("true"), Some("true".into()));
+        assert_eq!(t("{ \"a\" : [1, \"b c\"] }"), Some("{\"a\":[1,\"b c\"]}".into()));
+        assert_eq!(t("null"), None);
+        assert_eq!(t("\"\""), Some(String::new()));
+        let long = format!("\"{}\"", "/".repeat(83)); // 83 × "%2F" = 249 bytes + "ticker=" = 256
+        assert!(reason(format!(r#"{{"event_time":"2026-12-01T08:00","ticker":{long}}}"#).as_bytes()).contains("256 bytes"));
+        let fits = format!("\"{}\"", "/".repeat(82));
+        assert!(t(&fits).is_some());
+    }
+
+    #[test]
+    fn prices() {
+        let p = |v: &str| tick(&format!(r#"{{"event_time":"2026-12-01T08:00","price":{v}}}"#)).price;
+        assert_eq!(p("42"), Some(42.0));
+        assert_eq!(p("-0.5e1"), Some(-5.0));
+        assert_eq!(p("1e-400"), Some(0.0));
+        assert_eq!(p("\"42.1\""), Some(42.1));
+        assert_eq!(p("\"\\t42.1\\n\""), Some(42.1));
+        assert!(p("\"NaN\"").unwrap().is_nan());
+        assert_eq!(p("\"Infinity\""), Some(f64::INFINITY));
+        assert_eq!(p("\"-Infinity\""), Some(f64::NEG_INFINITY));
+        assert_eq!(p("null"), None);
+        assert_eq!(tick(r#"{"event_time":"2026-12-01T08:00"}"#).price, None);
+        for (v, why) in [
+            ("\"abc\"", "not a number"),
+            ("\"42d\"", "not a number"),
+            ("\"0x1p3\"", "not a number"),
+            ("\"+1\"", "not a number"),
+            ("\".5\"", "not a number"),
+            ("\"1e400\"", "beyond the double range"),
+            ("1e400", "beyond the double range"),
+            ("true", "found a boolean"),
+            ("[1]", "found an array"),
+        ] {
+            let r = reason(format!(r#"{{"event_time":"2026-12-01T08:00","price":{v}}}"#).as_bytes());
+            assert!(r.starts_with("price: ") && r.contains(why), "{v}: {r}");
+        }
+    }
+
+    #[test]
+    fn malformed_events() {
+        for (line, why) in [
+            (&br#"{"ticker":"AAPL","price":1}"#[..], "event_time: missing or null"),
+            (br#"{"event_time":null}"#, "event_time: missing or null"),
+            (br#"{"event_time":1796112000000}"#, "event_time: expected a date-time string, found a number"),
+            (br#"{"event_time":"2026-12-01T08:00:00Z"}"#, "event_time: a zone or offset"),
+            (br#"{"event_time":"2026-12-01 08:00:00"}"#, "event_time: expected 'T'"),
+            (br#"{"event_time":"2026-02-30T08:00"}"#, "event_time: no such date"),
+            (br#"{"event_time":"2026-12-01T08:00","price":1,"price":2}"#, "duplicate key \"price\""),
+            (br#"{"event_time":"2026-12-01T08:00","x":1,"x":2}"#, "duplicate key \"x\""),
+            (br#"["event_time"]"#, "invalid JSON"),
+            (b"not json", "invalid JSON"),
+            (br#"{"event_time":"2026-12-01T08:00"} x"#, "invalid JSON"),
+            (br#"{"event_time":"2026-12-01T08:00","x":[1,,2]}"#, "invalid JSON"),
+            (b"{\"event_time\":\"2026-12-01T08:00\",\"ticker\":\"\xff\"}", "invalid UTF-8"),
+        ] {
+            let r = reason(line);
+            assert!(r.contains(why), "{}: {r}", String::from_utf8_lossy(line));
+        }
+        assert_eq!(decode(b""), Ok(Decoded::Skip));
+        assert_eq!(decode(b"  \r"), Ok(Decoded::Skip));
+    }
+
+    #[test]
+    fn json_numbers() {
+        for ok in ["0", "-0", "42", "4.25", "1e5", "1E+5", "-1.5e-3"] {
+            assert!(is_json_number(ok), "{ok}");
+        }
+        for bad in ["", "-", "01", "1.", ".5", "+1", "1e", "1e+", "NaN", "0x10", "42d", "1_000"] {
+            assert!(!is_json_number(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The ticker job's `event_time`: Java's strict `DateTimeFormatter.ISO_LOCAL_DATE_TIME`, which Flink's JSON
+//! format uses for `TIMESTAMP(3)` with `json.timestamp-format.standard = 'ISO-8601'` (ticker docs §1).
+//!
+//! Accepted: `YYYY-MM-DD`, `T` or `t`, `HH:MM`, optionally `:SS`, optionally `.` and 0 to 9 fraction digits
+//! (after the seconds only); a real calendar date and time (no `02-30`, `24:00` or `:60`); no zone or offset.
+//! Years 1970–9999 with four digits: event time is unsigned ms since the Unix epoch, so earlier instants are
+//! refused here (Java reads them). The time is read as UTC and sub-millisecond digits are truncated, as Flink's
+//! windows and watermarks use the floor millisecond.
+
+/// Parses `text` into ms since the Unix epoch (the date and time read as UTC).
+///
+/// # Errors
+/// What is wrong, e.g. `expected 'T' after the date in "2026-12-01 08:00:00"`.
+pub fn parse_local_date_time(text: &str) -> Result<u64, String> {
+    let b = text.as_bytes();
+    let fail = |what: &str| Err(format!("{what} in {text:?} (expected yyyy-MM-ddTHH:mm[:ss[.fffffffff]], no zone)"));
+    let digits = |at: usize, n: usize| -> Option<u32> {
+        let part = b.get(at..at + n)?;
+        part.iter().try_fold(0u32, |v, c| c.is_ascii_digit().then(|| v * 10 + (c - b'0') as u32))
+    };
+    let Some(year) = digits(0, 4) else { return fail("expected a four-digit year") };
+    if b.get(4) != Some(&b'-') {
+        return fail("expected '-' after the year");
+    }
+    let Some(month) = digits(5, 2) else { return fail("expected a two-digit month") };
+    if b.get(7) != Some(&b'-') {
+        return fail("expected '-' after the month");
+    }
+    let Some(day) = digits(8, 2) else { return fail("expected a two-digit day") };
+    if !matches!(b.get(10), Some(b'T' | b't')) {
+        return fail("expected 'T' after the date");
+    }
+    let Some(hour) = digits(11, 2) else { return fail("expected a two-digit hour") };
+    if b.get(13) != Some(&b':') {
+        return fail("expected ':' after the hour");
+    }
+    let Some(minute) = digits(14, 2) else { return fail("expected two-digit minutes") };
+    let mut second = 0;
+    let mut nanos_ms = 0u64;
+    let mut at = 16;
+    if b.get(at) == Some(&b':') {
+        let Some(s) = digits(17, 2) else { return fail("expected two-digit seconds") };
+        second = s;
+        at = 19;
+        if b.get(at) == Some(&b'.') {
+            at += 1;
+            let fraction = b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if fraction > 9 {
+                return fail("more than 9 fraction digits");
+            }
+            for (i, c) in b[at..at + fraction.min(3)].iter().enumerate() {
+                nanos_ms += (c - b'0') as u64 * [100, 10, 1][i];
+            }
+            at += fraction;
+        }
+    }
+    if at != b.len() {
+        return fail(if b[at..].iter().any(|c| matches!(c, b'Z' | b'z' | b'+' | b'-')) { "a zone or offset is not allowed" } else { "unexpected text after the time" });
+    }
+    if year < 1970 {
+        return fail("years before 1970 are not supported");
+    }
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return fail("no such date");
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return fail("no such time");
+    }
+    let days = days_from_civil(year as i64, month as i64, day as i64) as u64;
+    Ok(((days * 24 + hour as u64) * 60 + minute as u64) * 60_000 + second as u64 * 1000 + nanos_ms)
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Formats ms since the Unix epoch as a local date and time `yyyy-MM-dd<sep>HH:mm:ss`, followed by `.` and the
+/// milliseconds without trailing zeros when they are not zero (`08:01:01.5`), as Flink writes `TIMESTAMP(3)`
+/// (`sep` is ' ' in Flink's CSV, 'T' in its JSON).
+pub fn format_local_date_time(ms: i64, sep: char, out: &mut String) {
+    use std::fmt::Write;
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}{sep}{h:02}:{min:02}:{s:02}");
+    if milli != 0 {
+        let fraction = format!("{milli:03}");
+        out.push('.');
+        out.push_str(fraction.trim_end_matches('0'));
+    }
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: u64 = 1_796_112_000_000; // 2026-12-01T08:00:00 read as UTC
+
+    #[test]
+    fn accepts_java_iso_local_date_time() {
+        assert_eq!(parse_local_date_time("2026-12-01T08:00"), Ok(BASE));
+        assert_eq!(parse_local_date_time("2026-12-01t08:00:00"), Ok(BASE));
+        assert_eq!(parse_local_date_time("2026-12-01T08:00:01."), Ok(BASE + 1000));
+        assert_eq!(parse_local_date_time("2026-12-01T08:00:01.5"), Ok(BASE + 1500));
+        assert_eq!(parse_local_date_time("2026-12-01T08:00:59.999900"), Ok(BASE + 59_999), "sub-ms digits truncated");
+        assert_eq!(parse_local_date_time("2026-12-01T08:00:01.123456789"), Ok(BASE + 1123));
+        assert_eq!(parse_local_date_time("1970-01-01T00:00"), Ok(0));
+        assert_eq!(parse_local_date_time("2024-02-29T23:59:59"), Ok(1_709_251_199_000));
+        assert_eq!(parse_local_date_time("9999-12-31T23:59:59.999"), Ok(253_402_300_799_999));
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        for (text, why) in [
+            ("2026-12-01T08:00:00Z", "zone"),
+            ("2026-12-01T08:00:00+01:00", "zone"),
+            ("2026-12-01 08:00:00", "'T'"),
+            ("1796112000000", "'-'"),
+            ("2026-02-30T08:00", "no such date"),
+            ("2025-02-29T08:00", "no such date"),
+            ("2026-12-01T24:00", "no such time"),
+            ("2026-12-01T08:00:60", "no such time"),
+            ("2026-13-01T08:00", "no such date"),
+            ("2026-12-01T08:00:01.1234567890", "9 fraction"),
+            ("2026-12-01T08:00.5", "unexpected"),
+            ("2026-12-01T8:00", "hour"),
+            ("1969-12-31T23:59:59", "before 1970"),
+            ("+12026-12-01T08:00", "year"),
+            ("2026-12-01", "'T'"),
+            ("", "year"),
+        ] {
+            let e = parse_local_date_time(text).unwrap_err();
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn formats_like_flink() {
+        let f = |ms: i64, sep| {
+            let mut s = String::new();
+            format_local_date_time(ms, sep, &mut s);
+            s
+        };
+        assert_eq!(f(BASE as i64 + 60_000, ' '), "2026-12-01 08:01:00");
+        assert_eq!(f(BASE as i64 + 61_500, ' '), "2026-12-01 08:01:01.5");
+        assert_eq!(f(BASE as i64 + 61_250, 'T'), "2026-12-01T08:01:01.25");
+        assert_eq!(f(BASE as i64 + 61_005, 'T'), "2026-12-01T08:01:01.005");
+        assert_eq!(f(0, 'T'), "1970-01-01T00:00:00");
+        for ms in [0u64, BASE, 253_402_300_799_999, 1_709_251_199_000, 951_782_400_000] {
+            let mut s = String::new();
+            format_local_date_time(ms as i64, 'T', &mut s);
+            assert_eq!(parse_local_date_time(&s), Ok(ms), "{s}");
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! What a job emits, in a form every sink can write without knowing the job: typed [`Row`]s described by an
+//! [`OutputSchema`] (the output's name, its fields with their types, whether rows have an id, the field that
+//! holds their event time, and the columns a partitioned sink splits directories by).
+//!
+//! A job converts its own result types into rows inside its dataflow (on the worker that produced them);
+//! sinks encode rows as JSON documents (files, standard output, Kafka, Elasticsearch), as Flink's CSV, or as
+//! Parquet columns, from the schema alone. This is the role of Flink's `RowData` with its `RowType`, and of
+//! Arroyo's Arrow record batches with their schema.
+//!
+//! The dead-letter output is the same for every job ([`dead_letter_schema`]); the runner appends it after the
+//! job's own outputs, so a row's [`Row::output`] indexes the job's outputs followed by `dead_letter`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::window::Window;
+
+/// The type of one field, which decides how each sink encodes it.
+///
+/// | type | JSON | Flink CSV | Parquet | Elasticsearch mapping |
+/// |---|---|---|---|---|
+/// | `Keyword` | string | string | BYTE_ARRAY (UTF8) | `keyword` |
+/// | `Text` | string | string | BYTE_ARRAY (UTF8) | `text` with a `keyword` sub-field (`ignore_above` 256) |
+/// | `StoredText` | string | string | BYTE_ARRAY (UTF8) | `text`, not indexed |
+/// | `GeoPoint { raw }` | geohash string | string | BYTE_ARRAY (UTF8) | `geo_point` (with a `raw` keyword sub-field) |
+/// | `Long` | integer | integer | INT64 | `long` |
+/// | `Double` | number; `"NaN"`, `"Infinity"`, `"-Infinity"` | Java `Double.toString` | DOUBLE | `double` |
+/// | `EpochMillis` | integer, ms since the Unix epoch | integer | INT64 TIMESTAMP(MILLIS, UTC) | `date` |
+/// | `LocalTimestamp` | `"yyyy-MM-ddTHH:mm:ss[.SSS]"` | `"yyyy-MM-dd HH:mm:ss[.S…]"` | INT64 TIMESTAMP(MILLIS, not UTC) | `date` |
+///
+/// `LocalTimestamp` is Flink SQL's `TIMESTAMP(3)` (a date and time without a zone, stored here as ms since
+/// the Unix epoch read as UTC); `EpochMillis` is an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    /// An exact-match string.
+    Keyword,
+    /// Free text, searchable, with an exact `keyword` sub-field.
+    Text,
+    /// Text that is kept but not searched (raw input records).
+    StoredText,
+    /// A geohash cell, mapped as a point.
+    GeoPoint {
+        /// The Elasticsearch mapping adds a `raw` keyword sub-field.
+        raw: bool,
+    },
+    /// A 64-bit signed integer.
+    Long,
+    /// A 64-bit IEEE float.
+    Double,
+    /// An instant, ms since the Unix epoch.
+    EpochMillis,
+    /// A date and time without a zone (ms since the Unix epoch of that date and time read as UTC).
+    LocalTimestamp,
+}
+
+/// One field of an output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// Field (column, JSON key) name.
+    pub name: &'static str,
+    /// Its type.
+    pub ty: FieldType,
+    /// Whether a row may hold [`Value::Null`] here.
+    pub nullable: bool,
+    /// JSON encodings leave a null field out instead of writing `null` (dead letters' optional fields).
+    pub omit_null: bool,
+}
+
+impl Field {
+    /// A field that is never null.
+    pub const fn required(name: &'static str, ty: FieldType) -> Field {
+        Field { name, ty, nullable: false, omit_null: false }
+    }
+
+    /// A nullable field written as `null` when null.
+    pub const fn nullable(name: &'static str, ty: FieldType) -> Field {
+        Field { name, ty, nullable: true, omit_null: false }
+    }
+
+    /// A nullable field left out of JSON documents when null.
+    pub const fn optional(name: &'static str, ty: FieldType) -> Field {
+        Field { name, ty, nullable: true, omit_null: true }
+    }
+}
+
+/// The description of one output of a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputSchema {
+    /// Name: the file stem, index, or directory of the output (e.g. `pickup_count`).
+    pub name: &'static str,
+    /// One sentence for `taxiflow jobs` and the docs.
+    pub description: &'static str,
+    /// Fields in document and column order.
+    pub fields: Vec<Field>,
+    /// Rows carry a deterministic id (`_id` of JSON documents, Kafka key), from the output, key and window.
+    pub id: bool,
+    /// The field that holds the row's event time (the window end or its document timestamp), if any.
+    pub event_time: Option<&'static str>,
+    /// Columns a partitioned sink (S3, part files) splits directories by (Hive `name=value`), by default.
+    pub partition_by: Vec<&'static str>,
+}
+
+impl OutputSchema {
+    /// The index of field `name`.
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+}
+
+/// A field value. Integers of every integer type are [`Value::Int`], strings of every string type
+/// [`Value::Str`]; the schema says how to encode them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// No value (SQL NULL).
+    Null,
+    /// An integer (also ms since the Unix epoch for the time types).
+    Int(i64),
+    /// A double.
+    Float(f64),
+    /// A string.
+    Str(String),
+}
+
+/// One row of one output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// Index of the output: the job's outputs in order, then the dead-letter output.
+    pub output: u16,
+    /// Deterministic id (documents) or dead-letter key (`source@offset`); the tie-breaker of the sort.
+    pub id: String,
+    /// Sort key within one release of the sink: a document's timestamp, a dead letter's offset.
+    pub order: i64,
+    /// The window the row aggregates, if it is a window result.
+    pub window: Option<Window>,
+    /// Values in the order of the schema's fields.
+    pub values: Vec<Value>,
+}
+
+impl Row {
+    /// The value of field `index`.
+    pub fn value(&self, index: usize) -> &Value {
+        &self.values[index]
+    }
+}
+
+/// The schema of the dead-letter output (`dead_letter`), shared by every job: a record that is not counted in a
+/// result, with the reason and where it came from (see `DeadLetter` in the runtime).
+pub fn dead_letter_schema() -> OutputSchema {
+    OutputSchema {
+        name: DEAD_LETTER,
+        description: "records left out of the results (malformed, late, unreadable, refused by a sink), with the reason and position",
+        fields: vec![
+            Field::required("reason", FieldType::Text),
+            Field::required("source", FieldType::Keyword),
+            Field::required("line", FieldType::Long),
+            Field::required("offset", FieldType::Long),
+            Field::required("record", FieldType::StoredText),
+            Field::optional("event_time", FieldType::EpochMillis),
+            Field::optional("watermark", FieldType::EpochMillis),
+            Field::optional("document_id", FieldType::Keyword),
+        ],
+        id: false,
+        event_time: None,
+        partition_by: Vec::new(),
+    }
+}
+
+/// Name of the dead-letter output (file stem, index, directory).
+pub const DEAD_LETTER: &str = "dead_letter";
+
+/// The outputs of a run: the job's, then `dead_letter`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outputs {
+    /// Every output; the last is the dead-letter output.
+    pub schemas: Vec<OutputSchema>,
+}
+
+impl Outputs {
+    /// The job's `outputs` followed by the dead-letter output.
+    pub fn of_job(outputs: Vec<OutputSchema>) -> Outputs {
+        let mut schemas = outputs;
+        schemas.push(dead_letter_schema());
+        Outputs { schemas }
+    }
+
+    /// The index of the dead-letter output.
+    pub fn dead_letter(&self) -> u16 {
+        (self.schemas.len() - 1) as u16
+    }
+
+    /// The schema of output `index`.
+    pub fn schema(&self, index: u16) -> &OutputSchema {
+        &self.schemas[index as usize]
+    }
+
+    /// The job's outputs (without the dead-letter output).
+    pub fn results(&self) -> &[OutputSchema] {
+        &self.schemas[..self.schemas.len() - 1]
+    }
+}
+
+/// The directory value of a NULL or empty partition column (Hive's and Flink's `__DEFAULT_PARTITION__`).
+pub const DEFAULT_PARTITION: &str = "__DEFAULT_PARTITION__";
+
+/// Escapes a partition value for a `name=value` directory as Hive and Flink do (`FileUtils.escapePathName`,
+/// Flink's `PartitionPathUtils.escapePathName`): `%` and two upper-case hex digits for the characters
+/// `"#%'*/:=?\{[]^`, DEL and U+0000–U+001F; everything else (non-ASCII included) is kept. An empty value is
+/// [`DEFAULT_PARTITION`].
+pub fn escape_partition_value(value: &str) -> String {
+    if value.is_empty() {
+        return DEFAULT_PARTITION.to_string();
+    }
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if c < ' ' || c == '\u{7f}' || "\"#%'*/:=?\\{[]^".contains(c) {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_values_are_escaped_as_hive_does() {
+        assert_eq!(escape_partition_value("A,B/C"), "A,B%2FC");
+        assert_eq!(escape_partition_value("AAPL"), "AAPL");
+        assert_eq!(escape_partition_value(""), DEFAULT_PARTITION);
+        assert_eq!(escape_partition_value("a=b:c%d"), "a%3Db%3Ac%25d");
+        assert_eq!(escape_partition_value("\"#'*?\\{[]^\u{7f}\u{0}\u{1f} é"), "%22%23%27%2A%3F%5C%7B%5B%5D%5E%7F%00%1F é");
+    }
+}

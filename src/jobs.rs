@@ -1,0 +1,130 @@
+//! The job registry: every job `taxiflow run JOB` can run, with its flags and its runner. A job is a folder under
+//! `dataflows/src/jobs/` implementing [`taxiflow_dataflows::Job`]; adding one is that folder, one [`JOBS`] entry
+//! below, and its flags in [`JobArgs`] if it has any of its own.
+
+use taxiflow_dataflows::job::JobInfo;
+use taxiflow_dataflows::jobs::taxi::{TaxiArgs, TaxiJob};
+use taxiflow_dataflows::jobs::ticker::TickerJob;
+use taxiflow_dataflows::jobs::WindowArgs;
+use taxiflow_dataflows::Job;
+
+use crate::connectors::{ConnectorArgs, SourceChoice};
+use crate::runtime::checkpoint::CheckpointOptions;
+use crate::runtime::run::{run, RunOptions, RunReport};
+use crate::runtime::shutdown::Shutdown;
+
+/// The flags of every job, under a help heading each.
+#[derive(Clone, Debug, clap::Args)]
+pub struct JobArgs {
+    /// Flags of the jobs with tumbling windows.
+    #[command(flatten, next_help_heading = "Event time (jobs taxi and ticker)")]
+    pub window: WindowArgs,
+    /// Flags of the taxi job.
+    #[command(flatten, next_help_heading = "Job taxi")]
+    pub taxi: TaxiArgs,
+}
+
+/// A group of job flags (see [`JobArgs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobFlags {
+    /// [`WindowArgs`].
+    Window,
+    /// [`TaxiArgs`].
+    Taxi,
+}
+
+impl JobFlags {
+    /// The clap ids of the group's flags.
+    pub fn ids(self) -> Vec<String> {
+        use clap::Args;
+        let command = clap::Command::new("flags");
+        let command = match self {
+            JobFlags::Window => WindowArgs::augment_args(command),
+            JobFlags::Taxi => TaxiArgs::augment_args(command),
+        };
+        command.get_arguments().map(|a| a.get_id().to_string()).collect()
+    }
+}
+
+/// What a run of any job is given besides the job's own flags.
+pub struct Invocation<'a> {
+    /// `--input` files or `--source` URL.
+    pub source: SourceChoice,
+    /// `--sink` URL.
+    pub sink: &'a str,
+    /// The connectors' flags.
+    pub connectors: &'a ConnectorArgs,
+    /// Timely configuration from the worker flags.
+    pub timely: timely::Config,
+    /// `--checkpoint-dir` and its settings.
+    pub checkpoint: Option<CheckpointOptions>,
+    /// The stop signal the signal handler sets.
+    pub shutdown: Shutdown,
+}
+
+/// One job of the registry.
+pub struct JobEntry {
+    /// Name, summary and docs.
+    pub info: fn() -> JobInfo,
+    /// The job flag groups it reads (a job flag of another job is refused).
+    pub flags: &'static [JobFlags],
+    /// Whether it runs on the bundled real data of `data/` when no input is given.
+    pub bundled_inputs: bool,
+    /// Its outputs with default settings (for `taxiflow jobs` and to choose a sink layout before the job's flags
+    /// are resolved).
+    pub outputs: fn() -> Vec<taxiflow_dataflows::OutputSchema>,
+    /// Builds the job from its flags and runs it.
+    pub run: fn(&JobArgs, Invocation<'_>) -> anyhow::Result<RunReport>,
+}
+
+/// Every job, the default first.
+pub const JOBS: &[JobEntry] = &[
+    JobEntry {
+        info: TaxiJob::info,
+        flags: &[JobFlags::Window, JobFlags::Taxi],
+        bundled_inputs: true,
+        outputs: || TaxiJob::for_profile(taxiflow_dataflows::jobs::taxi::Profile::Kda).outputs(),
+        run: |args, invocation| run_job(TaxiJob::from_args(&args.taxi, &args.window).map_err(anyhow::Error::msg)?, invocation),
+    },
+    JobEntry {
+        info: TickerJob::info,
+        flags: &[JobFlags::Window],
+        bundled_inputs: false,
+        outputs: || TickerJob::default().outputs(),
+        run: |args, invocation| run_job(ticker_job(&args.window).map_err(anyhow::Error::msg)?, invocation),
+    },
+];
+
+/// The registry entry of job `name`.
+///
+/// # Errors
+/// No such job, listing the jobs.
+pub fn find(name: &str) -> anyhow::Result<&'static JobEntry> {
+    JOBS.iter().find(|j| (j.info)().name == name).ok_or_else(|| {
+        let names: Vec<&str> = JOBS.iter().map(|j| (j.info)().name).collect();
+        anyhow::anyhow!("unknown job {name:?}: taxiflow runs {} (see taxiflow jobs)", names.join(", "))
+    })
+}
+
+/// The ticker job of the flags.
+fn ticker_job(window: &WindowArgs) -> Result<TickerJob, String> {
+    let mut job = TickerJob::default();
+    if let Some(w) = window.window()? {
+        job.window = w;
+    }
+    if let Some(delay_ms) = window.bound_ms()? {
+        job.watermark_delay_ms = delay_ms;
+    }
+    Ok(job)
+}
+
+/// Runs `job` with the source, sink, workers and checkpoints of `invocation`.
+///
+/// # Errors
+/// As [`run`], and a source or sink that cannot be configured (named).
+pub fn run_job<J: Job>(job: J, invocation: Invocation<'_>) -> anyhow::Result<RunReport> {
+    let outputs = taxiflow_dataflows::output::Outputs::of_job(job.outputs());
+    let source = crate::connectors::source::<J>(&invocation.source, invocation.connectors)?;
+    let sink = crate::connectors::sink(invocation.sink, &outputs, invocation.connectors)?;
+    run(RunOptions { job, source, sink, timely: invocation.timely, checkpoint: invocation.checkpoint, shutdown: invocation.shutdown })
+}

@@ -1,0 +1,71 @@
+//! The dead-letter output: every record that is not counted in a result, with the reason. Its schema is
+//! `taxiflow_dataflows::output::dead_letter_schema` (the same for every job); [`DeadLetter::into_row`] makes the
+//! row sinks write.
+
+use serde::{Deserialize, Serialize};
+use taxiflow_dataflows::output::{Row, Value};
+
+/// One dead letter, written as a JSON line to `DIR/dead_letter.jsonl` by the file sink.
+///
+/// `reason` is `"late"` for a record behind its partition's watermark (see the job's lateness rule) (then `event_time` and `watermark` are
+/// set, ms since the Unix epoch), `"malformed: …"` for a record that cannot be parsed, or `"unreadable: …"`
+/// when the rest of a file cannot be read (I/O or decompression error), or `"rejected by the cluster: …"` for
+/// a result document Elasticsearch refused (with its status and reason).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Why the record is here.
+    pub reason: String,
+    /// The input file path.
+    pub source: String,
+    /// 1-based line number in the (decompressed) file.
+    pub line: u64,
+    /// Byte offset of the line in the (decompressed) file.
+    pub offset: u64,
+    /// The record as read (lossy UTF-8).
+    pub record: String,
+    /// Event time of a late record, ms since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<u64>,
+    /// Watermark a late record is behind, ms since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<u64>,
+    /// The `_id` of a result document the Elasticsearch sink could not index (then `source` is the index,
+    /// `record` the document, `line` and `offset` 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<String>,
+}
+
+impl DeadLetter {
+    /// The dead letter's own id: `source@offset` for input records, `rejected:<document id>` for refused
+    /// documents.
+    pub fn key(&self) -> String {
+        match &self.document_id {
+            Some(id) => format!("rejected:{id}"),
+            None => format!("{}@{}", self.source, self.offset),
+        }
+    }
+}
+
+impl DeadLetter {
+    /// The row of the dead-letter output (index `output` of the run's outputs), sorted by offset and keyed by
+    /// [`Self::key`].
+    pub fn into_row(self, output: u16) -> Row {
+        let optional = |v: Option<u64>| v.map_or(Value::Null, |v| Value::Int(v as i64));
+        Row {
+            output,
+            id: self.key(),
+            order: self.offset as i64,
+            window: None,
+            values: vec![
+                Value::Str(self.reason),
+                Value::Str(self.source),
+                Value::Int(self.line as i64),
+                Value::Int(self.offset as i64),
+                Value::Str(self.record),
+                optional(self.event_time),
+                optional(self.watermark),
+                self.document_id.map_or(Value::Null, Value::Str),
+            ],
+        }
+    }
+}
