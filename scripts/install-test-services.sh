@@ -2,7 +2,7 @@
 # Installs the real servers the tests start (each bound to 127.0.0.1 by its script in scripts/):
 #   - noida-db (PyPI): a Kafka-protocol broker (scripts/kafka-broker.sh)
 #   - osmem-server (PyPI): an OpenSearch-API server (scripts/opensearch.sh)
-#   - moto[server] (PyPI): an AWS implementation, used for Kinesis (scripts/moto-kinesis.sh)
+#   - moto[server] (PyPI): an AWS implementation, used for Kinesis (scripts/moto.sh)
 #   - kinesalite (npm, into target/npm): a Kinesis implementation (scripts/kinesalite.sh)
 #   - curl (Debian), which scripts/import-dashboards.sh uses
 set -euo pipefail

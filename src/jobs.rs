@@ -60,6 +60,8 @@ pub struct Invocation<'a> {
     pub checkpoint: Option<CheckpointOptions>,
     /// The stop signal the signal handler sets.
     pub shutdown: Shutdown,
+    /// `--source-rate-limit`.
+    pub source_rate_limit: Option<f64>,
 }
 
 /// One job of the registry.
@@ -126,5 +128,5 @@ pub fn run_job<J: Job>(job: J, invocation: Invocation<'_>) -> anyhow::Result<Run
     let outputs = taxiflow_dataflows::output::Outputs::of_job(job.outputs());
     let source = crate::connectors::source::<J>(&invocation.source, invocation.connectors)?;
     let sink = crate::connectors::sink(invocation.sink, &outputs, invocation.connectors)?;
-    run(RunOptions { job, source, sink, timely: invocation.timely, checkpoint: invocation.checkpoint, shutdown: invocation.shutdown })
+    run(RunOptions { job, source, sink, timely: invocation.timely, checkpoint: invocation.checkpoint, shutdown: invocation.shutdown, source_rate_limit: invocation.source_rate_limit })
 }

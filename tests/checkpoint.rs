@@ -1,6 +1,6 @@
-//! Checkpoints and recovery (issue 6): jobs killed with SIGKILL at random moments (seeded) and restarted,
-//! sometimes with another worker count, end with exactly the documents of an uninterrupted run: none missing,
-//! none extra, no duplicate ids. File, Kafka (a real broker process) and Kinesis (kinesalite) sources; file and
+//! Checkpoints and recovery: jobs killed with SIGKILL at moments chosen by their log (after their N-th checkpoint
+//! commit, N and a jitter seeded) and restarted, sometimes with another worker count, end with exactly the
+//! documents of an uninterrupted run: none missing, none extra, no duplicate ids. File, Kafka (a real broker process) and Kinesis (kinesalite) sources; file and
 //! OpenSearch-API sinks. Corrupt checkpoint files are detected.
 
 mod common;
@@ -12,67 +12,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// Kills wanted per crash loop.
-const KILLS: usize = 10;
+use common::crash::crash_loop;
 
-/// Runs `command(workers)` until it exits 0, killing it with SIGKILL `KILLS` times first, each time after a
-/// random delay in `delay_ms` (seeded with `seed`); the worker count is drawn from 1–3 for each start. Returns
-/// the worker counts used. Panics if a run fails or the job finishes before it was killed `KILLS` times.
-fn crash_loop(seed: u64, delay_ms: std::ops::Range<u64>, log: &Path, mut command: impl FnMut(usize) -> Command) -> Vec<usize> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut workers_used = Vec::new();
-    let mut kills = 0;
-    loop {
-        let workers = 1 + rng.usize(..3);
-        workers_used.push(workers);
-        let err = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-        let mut child = command(workers).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::from(err)).spawn().expect("taxiflow starts");
-        if kills < KILLS {
-            std::thread::sleep(Duration::from_millis(rng.u64(delay_ms.clone())));
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("the job ended ({status}) after only {kills} kills; log: {}", tail(log));
-            }
-            // SAFETY: signals our own child process.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-            child.wait().unwrap();
-            kills += 1;
-        } else {
-            let status = child.wait().unwrap();
-            assert!(status.success(), "the last run failed ({status}); log: {}", tail(log));
-            // The restarts resumed from checkpoints (not from the beginning).
-            let restores = std::fs::read_to_string(log).unwrap().matches("restored checkpoint").count();
-            assert!(restores >= KILLS / 2, "only {restores} restarts restored a checkpoint; log: {}", tail(log));
-            return workers_used;
-        }
-    }
-}
+/// Jitter of the kill moments after the log shows the commits: up to one checkpoint interval (100 ms).
+const JITTER: Duration = Duration::from_millis(100);
 
-/// Kill delays for a job whose uninterrupted run took `reference`: between 1/15 and 1/11 of it (at least 150 ms,
-/// so that checkpoints are taken), so that 10 runs killed that early cannot finish the job, whatever the
-/// machine's speed.
-fn delays(reference: Duration) -> std::ops::Range<u64> {
-    let ms = reference.as_millis() as u64;
-    (ms / 15).max(150)..(ms / 11).max(151)
-}
-
-/// Runs `command` and returns how long it took; asserts it succeeded.
-fn timed(mut command: Command) -> Duration {
-    let started = std::time::Instant::now();
-    let output = command.output().unwrap();
-    assert!(output.status.success(), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
-    started.elapsed()
-}
-
-/// `taxiflow run ARGS --sink file://OUT`, timed.
-fn reference_run(args: &[&str], out: &Path) -> Duration {
-    let mut c = common::taxiflow();
-    c.arg("run").args(args).args(["--sink", &file_sink(out)]);
-    timed(c)
-}
-
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+/// `taxiflow run ARGS --sink file://OUT` (the uninterrupted reference run).
+fn reference_run(args: &[&str], out: &Path) {
+    common::run_to_dir(args, out);
 }
 
 /// The three outputs of a file sink: documents by `_id`, dead letters by `source@offset` (asserting no key twice).
@@ -133,6 +80,18 @@ fn checkpointed_run(workers: usize, checkpoints: &Path, args: &[&str]) -> Comman
     c
 }
 
+/// [`checkpointed_run`], with each worker's source limited to `rate` records per second unless `last`: a killed
+/// start then reads at most `rate` × workers × its time to its commits (≤ 3 intervals and a jitter), so ten of
+/// them cannot read the whole input, whatever the machine's speed; the last, uninterrupted start runs at full
+/// speed.
+fn crash_run(workers: usize, last: bool, rate: u32, checkpoints: &Path, args: &[&str]) -> Command {
+    let mut c = checkpointed_run(workers, checkpoints, args);
+    if !last {
+        c.args(["--source-rate-limit", &rate.to_string()]);
+    }
+    c
+}
+
 fn file_sink(dir: &Path) -> String {
     format!("file://{}", dir.display())
 }
@@ -142,8 +101,9 @@ fn file_source_killed_ten_times_equals_an_uninterrupted_run() {
     let input = real_trips(12);
     let Work { dir: _work, reference, out, checkpoints, log, .. } = Work::new();
     let input_arg = input.path.display().to_string();
-    let took = reference_run(&["--input", &input_arg, "-w", "2"], &reference);
-    let used = crash_loop(6, delays(took), &log, |workers| checkpointed_run(workers, &checkpoints, &["--input", &input_arg, "--sink", &file_sink(&out)]));
+    reference_run(&["--input", &input_arg, "-w", "2"], &reference);
+    // 12 copies: 557,400 trips, read by up to 3 workers at 15,000/s each.
+    let used = crash_loop(6, JITTER, &log, |_| {}, |workers, last| crash_run(workers, last, 15_000, &checkpoints, &["--input", &input_arg, "--sink", &file_sink(&out)]));
     assert!(used.iter().any(|w| *w != used[0]), "worker counts {used:?}");
     assert!(!outputs(&reference)[2].is_empty(), "the input has late trips, so dead letters are checked too");
     assert_same_outputs(&out, &reference);
@@ -165,8 +125,9 @@ fn kafka_source_killed_ten_times_equals_an_uninterrupted_run() {
     let Work { dir: work, reference, out, checkpoints, log, .. } = Work::new();
     let (_broker, url) = kafka_with(&input, &work.path().join("broker"));
     let source = ["--source", url.as_str(), "--stop-at", "latest"];
-    let took = reference_run(&[&source[..], &["-w", "2", "--group", "reference"]].concat(), &reference);
-    crash_loop(7, delays(took), &log, |workers| checkpointed_run(workers, &checkpoints, &[&source[..], &["--sink", &file_sink(&out)]].concat()));
+    reference_run(&[&source[..], &["-w", "2", "--group", "reference"]].concat(), &reference);
+    // 8 copies: 371,600 trips in 3 partitions, read by up to 3 workers at 10,000/s each.
+    crash_loop(7, JITTER, &log, |_| {}, |workers, last| crash_run(workers, last, 10_000, &checkpoints, &[&source[..], &["--sink", &file_sink(&out)]].concat()));
     assert_same_outputs(&out, &reference);
 }
 
@@ -179,11 +140,8 @@ fn kafka_source_into_opensearch_killed_ten_times_equals_an_uninterrupted_run() {
     common::run_to_dir(&[&source[..], &["-w", "2", "--group", "reference"]].concat(), &reference);
     let server = common::opensearch::OpenSearch::start();
     let sink = server.sink();
-    // How long an uninterrupted run into the cluster takes (into other indices), for the kill delays.
-    let mut uninterrupted = common::taxiflow();
-    uninterrupted.args(["run", "-w", "2"]).args(source).args(["--group", "timing", "--sink", &sink, "--index-prefix", "timing-", "--bulk-interval", "50ms"]);
-    let took = timed(uninterrupted);
-    crash_loop(8, delays(took), &log, |workers| checkpointed_run(workers, &checkpoints, &[&source[..], &["--sink", &sink, "--bulk-interval", "50ms"]].concat()));
+    // 4 copies: 185,800 trips in 3 partitions, read by up to 3 workers at 5,000/s each.
+    crash_loop(8, JITTER, &log, |_| {}, |workers, last| crash_run(workers, last, 5_000, &checkpoints, &[&source[..], &["--sink", &sink, "--bulk-interval", "50ms"]].concat()));
     let want = outputs(&reference);
     for (i, index) in ["pickup_count", "trip_duration", "dead_letter"].iter().enumerate() {
         let got = server.documents(index);
@@ -321,11 +279,11 @@ fn kinesis_source_killed_ten_times_equals_an_uninterrupted_run() {
     let source = ["--source", url.as_str(), "--endpoint-url", kinesis.url.as_str(), "--stop-at", "latest", "--poll-interval", "50ms"];
     let mut uninterrupted = common::taxiflow();
     uninterrupted.envs(ENV).args(["run", "-w", "2"]).args(source).args(["--sink", &file_sink(&reference)]);
-    timed(uninterrupted);
-    // Not from the uninterrupted run's time: a restarted reader reads a full batch (10,000 records per shard) at
-    // once, where a running one waits for the 2 MB/s shard limit, so restarts read faster than one run.
-    crash_loop(12, 200..500, &log, |workers| {
-        let mut c = checkpointed_run(workers, &checkpoints, &[&source[..], &["--sink", &file_sink(&out)]].concat());
+    let output = uninterrupted.output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // 6 copies: 278,700 trips in 2 shards, read by up to 2 workers at 10,000/s each.
+    crash_loop(12, JITTER, &log, |_| {}, |workers, last| {
+        let mut c = crash_run(workers, last, 10_000, &checkpoints, &[&source[..], &["--sink", &file_sink(&out)]].concat());
         c.envs(ENV);
         c
     });

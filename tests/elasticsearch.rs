@@ -165,7 +165,7 @@ fn configuration_errors_name_the_flag() {
     std::fs::write(not_pem.path(), "this is not a certificate\n").unwrap();
     let not_pem = not_pem.path().display().to_string();
     for (args, needle) in [
-        (vec!["--sink", "file://x", "--bulk-max-actions", "5"], "--bulk-max-actions is only valid with --sink es+"),
+        (vec!["--sink", "file://x", "--bulk-max-actions", "5"], "--bulk-max-actions is a flag of the Elasticsearch sink; this run uses the file source (--input) and the file sink"),
         (vec!["--sink", "es+http://127.0.0.1:1", "--es-auth", "sigv4"], "--region"),
         (vec!["--sink", "es+http://127.0.0.1:1", "--es-auth", "basic"], "--es-user"),
         (vec!["--sink", "es+http://127.0.0.1:1", "--index-prefix", "A"], "--index-prefix"),

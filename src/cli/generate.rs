@@ -53,7 +53,11 @@ pub struct GenerateArgs {
     pub kafka: KafkaArgs,
 }
 
-fn parse_rate(text: &str) -> Result<f64, String> {
+/// Parses a rate: a positive number of events per second, optionally followed by `/s`.
+///
+/// # Errors
+/// Anything else.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
     let n = text.strip_suffix("/s").unwrap_or(text);
     match n.parse::<f64>() {
         Ok(r) if r > 0.0 && r.is_finite() => Ok(r),

@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// or s3://BUCKET/PREFIX.
     #[arg(long, default_value = "file://out", value_name = "URL", help_heading = "Input and output")]
     pub sink: String,
+    /// Read at most this many records per second on each worker (e.g. 50000 or 50000/s), for tests, benchmarks
+    /// and catching up gently with a production sink.
+    #[arg(long, value_name = "N/s", value_parser = crate::cli::generate::parse_rate, help_heading = "Input and output")]
+    pub source_rate_limit: Option<f64>,
     /// Job flags.
     #[command(flatten)]
     pub jobs: JobArgs,
@@ -148,7 +152,7 @@ pub fn run(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         }
     })
     .map_err(|e| anyhow::anyhow!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
-    let invocation = Invocation { source, sink: &args.sink, connectors: &args.connectors, timely, checkpoint, shutdown };
+    let invocation = Invocation { source, sink: &args.sink, connectors: &args.connectors, timely, checkpoint, shutdown, source_rate_limit: args.source_rate_limit };
     let report = (job.run)(&args.jobs, invocation)?;
     if let Some(line) = report.summary_line() {
         if args.sink == "stdout" {

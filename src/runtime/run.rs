@@ -39,12 +39,14 @@ pub struct RunOptions<J: Job> {
     pub checkpoint: Option<CheckpointOptions>,
     /// The stop signal (the signal handler's, or a fresh one).
     pub shutdown: Shutdown,
+    /// `--source-rate-limit`: at most this many records per second per worker.
+    pub source_rate_limit: Option<f64>,
 }
 
 impl<J: Job> RunOptions<J> {
     /// A run of `job` from `source` into `sink` on `timely`'s workers, without checkpoints.
     pub fn new(job: J, source: Box<dyn Source<J>>, sink: Box<dyn SinkConnector>, timely: timely::Config) -> Self {
-        RunOptions { job, source, sink, timely, checkpoint: None, shutdown: Shutdown::new() }
+        RunOptions { job, source, sink, timely, checkpoint: None, shutdown: Shutdown::new(), source_rate_limit: None }
     }
 }
 
@@ -82,7 +84,7 @@ pub fn peers(config: &timely::Config) -> usize {
 /// A source that cannot be prepared or a sink that cannot be opened (named), a sink or source that failed, a
 /// checkpoint that cannot be restored, or a timely start-up error (e.g. a cluster peer that cannot be reached).
 pub fn run<J: Job>(options: RunOptions<J>) -> anyhow::Result<RunReport> {
-    let RunOptions { job, mut source, sink, timely: config, checkpoint, shutdown } = options;
+    let RunOptions { job, mut source, sink, timely: config, checkpoint, shutdown, source_rate_limit } = options;
     let info = J::info();
     let peers = peers(&config);
     let outputs = Outputs::of_job(job.outputs());
@@ -142,7 +144,7 @@ pub fn run<J: Job>(options: RunOptions<J>) -> anyhow::Result<RunReport> {
         // refined timestamps); nothing enters or leaves it.
         worker.dataflow::<u64, _, _>(|top| {
             top.iterative::<u64, _, _>(|scope| {
-                let ctx = SourceContext { job: &job, worker: index, peers, counts: counts.clone(), epochs, restored: restored.clone(), shutdown: shutdown.clone() };
+                let ctx = SourceContext { job: &job, worker: index, peers, counts: counts.clone(), epochs, restored: restored.clone(), shutdown: shutdown.clone(), rate_limit: source_rate_limit };
                 let (records, dead_letters, source_parts) = source.build(scope, ctx).unwrap_or_else(|e| panic!("worker {index}: {e:#}"));
                 let streams = job.build(records, &recovery, &counters);
                 let rows = streams.rows.concat(dead_letters.map(move |d| d.into_row(dead_letter)));

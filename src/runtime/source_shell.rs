@@ -154,6 +154,8 @@ pub struct SourceContext<'a, J: Job> {
     pub restored: Option<Arc<Checkpoint>>,
     /// The run's stop signal.
     pub shutdown: Shutdown,
+    /// At most this many records per second on this worker (`--source-rate-limit`), if set.
+    pub rate_limit: Option<f64>,
 }
 
 impl<J: Job> SourceContext<'_, J> {
@@ -184,6 +186,8 @@ pub struct SourceOutputs<R: 'static> {
     shutdown: Shutdown,
     /// Set once the source stopped reading after a graceful stop (its last positions are sent).
     stopped: bool,
+    /// `--source-rate-limit` and the records read since the source started.
+    rate_limit: Option<(f64, std::time::Instant, u64)>,
 }
 
 impl<R: 'static> SourceOutputs<R> {
@@ -205,6 +209,9 @@ impl<R: 'static> SourceOutputs<R> {
             }
         }
         batch.counts.record_metrics(&self.worker_label);
+        if let Some((_, _, read)) = &mut self.rate_limit {
+            *read += batch.counts.records_read;
+        }
         *self.counts.borrow_mut() += std::mem::take(&mut batch.counts);
     }
 
@@ -271,9 +278,13 @@ impl<R: 'static> SourceOutputs<R> {
     }
 
     /// Schedules the source again as soon as possible, or after `delay` (a source that waits longer than the
-    /// checkpoint interval delays the cut until it runs again).
+    /// checkpoint interval delays the cut until it runs again); later when it is ahead of `--source-rate-limit`.
     pub fn reschedule(&self, delay: Option<std::time::Duration>) {
-        match delay {
+        let throttle = self.rate_limit.and_then(|(rate, started, read)| {
+            let due = started + std::time::Duration::from_secs_f64(read as f64 / rate);
+            due.checked_duration_since(std::time::Instant::now())
+        });
+        match delay.max(throttle) {
             Some(d) => self.activator.activate_after(d),
             None => self.activator.activate(),
         }
@@ -294,7 +305,7 @@ where
     let (records_output, records) = builder.new_output::<Vec<J::Record>>();
     let (dead_output, dead_letters) = builder.new_output::<Vec<DeadLetter>>();
     let (parts_output, parts) = builder.new_output::<Vec<CheckpointPart>>();
-    let (worker, counts, epochs, shutdown) = (ctx.worker, ctx.counts.clone(), ctx.epochs, ctx.shutdown.clone());
+    let (worker, counts, epochs, shutdown, rate_limit) = (ctx.worker, ctx.counts.clone(), ctx.epochs, ctx.shutdown.clone(), ctx.rate_limit);
     builder.build(move |capabilities| {
         let mut caps: [Capability<Time>; 3] = capabilities.try_into().unwrap_or_else(|_| panic!("a capability per output"));
         for cap in caps.iter_mut() {
@@ -314,6 +325,7 @@ where
             last_cut: std::time::Instant::now(),
             shutdown,
             stopped: false,
+            rate_limit: rate_limit.map(|rate| (rate, std::time::Instant::now(), 0)),
         };
         move |_frontiers| {
             if outputs.caps.is_none() {

@@ -1,5 +1,5 @@
 //! Local Kinesis implementations for tests, started by `scripts/` and killed when dropped: moto's server
-//! (`scripts/moto-kinesis.sh`) and kinesalite (`scripts/kinesalite.sh`); a client for them; and a forwarding
+//! (`scripts/moto.sh`) and kinesalite (`scripts/kinesalite.sh`); a client for them; and a forwarding
 //! proxy that answers some calls with throttling errors.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -52,7 +52,7 @@ impl LocalKinesis {
     pub fn start(which: Implementation) -> LocalKinesis {
         let port = super::free_port();
         let script = match which {
-            Implementation::Moto => "scripts/moto-kinesis.sh",
+            Implementation::Moto => "scripts/moto.sh",
             Implementation::Kinesalite => "scripts/kinesalite.sh",
         };
         let child = Command::new(super::root().join(script)).arg(port.to_string()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("the Kinesis script starts");

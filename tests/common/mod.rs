@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 pub mod bulk_server;
+pub mod crash;
 pub mod kafka_broker;
 pub mod kinesis;
 pub mod opensearch;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -31,7 +31,7 @@
 
 mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -274,8 +274,9 @@ struct PartFiles {
 }
 
 impl PartFiles {
-    /// The buffered rows as files: (output, directory, file name, bytes), the buffer emptied.
-    fn encode(&mut self, epoch: u64, roll: u32) -> anyhow::Result<Vec<(String, String, Vec<u8>)>> {
+    /// The buffered rows as files: (directory, file name, bytes, whether the directory is a partition), the
+    /// buffer emptied.
+    fn encode(&mut self, epoch: u64, roll: u32) -> anyhow::Result<Vec<(String, String, Vec<u8>, bool)>> {
         let mut files = Vec::new();
         for ((output, dir), mut rows) in std::mem::take(&mut self.buffer) {
             rows.sort_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
@@ -299,23 +300,19 @@ impl PartFiles {
                 }
                 FileFormat::Parquet => crate::formats::parquet::encode_skipping(schema, &rows.iter().collect::<Vec<_>>(), &layout.skip)?,
             };
-            files.push((dir.clone(), file_name(epoch, roll, layout.format), bytes));
+            files.push((dir.clone(), file_name(epoch, roll, layout.format), bytes, !layout.columns.is_empty()));
         }
         Ok(files)
     }
 
-    /// Marks the partitions of `dirs` pending (their first file since the last `_SUCCESS` just became visible).
-    fn mark_pending<'a>(&mut self, dirs: impl Iterator<Item = &'a String>, now: u64) {
-        for dir in dirs {
-            if self.partitioned(dir) {
+    /// Marks the partitions of `files` pending (their first file since the last `_SUCCESS` becomes visible);
+    /// directories of unpartitioned outputs get no markers.
+    fn mark_pending(&mut self, files: &[(String, String, Vec<u8>, bool)], now: u64) {
+        for (dir, _, _, partition) in files {
+            if *partition {
                 self.state.pending.entry(dir.clone()).or_insert(now);
             }
         }
-    }
-
-    /// Whether `dir` is a partition directory (markers are written in partitions only).
-    fn partitioned(&self, dir: &str) -> bool {
-        self.layouts.iter().any(|l| !l.columns.is_empty() && (l.dir.is_empty() || dir.starts_with(&format!("{}/", l.dir))))
     }
 
     /// Writes `_SUCCESS` in every pending partition whose delay has passed (`all`: in every pending one).
@@ -341,7 +338,8 @@ impl PartFiles {
         let store = &self.store;
         self.runtime.block_on(futures::future::try_join_all(staged.iter().map(|s| store.publish(s))))?;
         if !staged.is_empty() {
-            tracing::info!(files = staged.len(), "part files published");
+            let partitions: BTreeSet<&str> = staged.iter().map(|s| s.path().rsplit_once('/').map_or("", |(dir, _)| dir)).collect();
+            tracing::info!(files = staged.len(), ?partitions, "part files published");
             metrics::counter!("taxiflow_part_files_total").increment(staged.len() as u64);
         }
         self.write_markers(false)
@@ -356,10 +354,9 @@ impl PartFiles {
             return Ok(());
         }
         let store = &self.store;
-        self.runtime.block_on(futures::future::try_join_all(files.iter().map(|(dir, name, bytes)| store.put(format!("{dir}/{name}"), bytes.clone()))))?;
+        self.runtime.block_on(futures::future::try_join_all(files.iter().map(|(dir, name, bytes, _)| store.put(format!("{dir}/{name}"), bytes.clone()))))?;
         metrics::counter!("taxiflow_part_files_total").increment(files.len() as u64);
-        let dirs: Vec<String> = files.into_iter().map(|(dir, ..)| dir).collect();
-        self.mark_pending(dirs.iter(), now_ms());
+        self.mark_pending(&files, now_ms());
         Ok(())
     }
 }
@@ -390,9 +387,8 @@ impl Sink for PartFiles {
     fn prepare_commit(&mut self, epoch: u64) -> anyhow::Result<Vec<u8>> {
         let files = self.encode(epoch, 0)?;
         let store = &self.store;
-        let staged = self.runtime.block_on(futures::future::try_join_all(files.iter().map(|(dir, name, bytes)| store.stage(dir, name, bytes.clone()))))?;
-        let dirs: Vec<String> = files.into_iter().map(|(dir, ..)| dir).collect();
-        self.mark_pending(dirs.iter(), now_ms());
+        let staged = self.runtime.block_on(futures::future::try_join_all(files.iter().map(|(dir, name, bytes, _)| store.stage(dir, name, bytes.clone()))))?;
+        self.mark_pending(&files, now_ms());
         self.state.staged = staged;
         Ok(bincode::serialize(&self.state).expect("part-file state serializes"))
     }

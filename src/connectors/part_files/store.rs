@@ -59,6 +59,15 @@ pub enum Staged {
     },
 }
 
+impl Staged {
+    /// The part file's path, relative to the sink's root.
+    pub fn path(&self) -> &str {
+        match self {
+            Staged::Local { path, .. } | Staged::S3 { path, .. } => path,
+        }
+    }
+}
+
 /// An open store.
 pub enum Store {
     /// A local directory.

@@ -9,8 +9,9 @@
 //!
 //! # Atomicity
 //! Directory: a checkpoint is written to `.checkpoint-EPOCH.redb.tmp`, committed (redb syncs the file), renamed,
-//! and the directory is synced. S3: the file is built locally, then uploaded with one PUT (an object is visible
-//! complete or not at all) with `If-None-Match: *`, so a checkpoint is never overwritten. Only then are
+//! and the directory is synced. S3: the file is built locally, gzip-compressed (redb preallocates at least 1 MiB)
+//! and uploaded as `checkpoint-EPOCH.redb.gz` with one PUT (an object is visible complete or not at all) with
+//! `If-None-Match: *`, so a checkpoint is never overwritten. Only then are
 //! checkpoints older than the previous one removed, so the previous complete checkpoint exists until the new one
 //! is complete. A leftover `.tmp` file is a checkpoint whose writing was interrupted; it is removed with a
 //! warning.
@@ -73,7 +74,7 @@ fn file_name(epoch: u64) -> String {
 }
 
 fn epoch_of(name: &str) -> Option<u64> {
-    name.strip_prefix("checkpoint-").and_then(|n| n.strip_suffix(".redb")).and_then(|n| n.parse::<u64>().ok())
+    name.strip_prefix("checkpoint-").and_then(|n| n.strip_suffix(".redb").or_else(|| n.strip_suffix(".redb.gz"))).and_then(|n| n.parse::<u64>().ok())
 }
 
 impl CheckpointStore {
@@ -145,8 +146,9 @@ impl CheckpointStore {
             Backend::Dir(dir) => Ok(dir.join(name)),
             Backend::S3 { client, location, runtime } => {
                 let bytes = runtime.block_on(async { client.get(&location.key(name)?).await?.bytes().await.map_err(anyhow::Error::from) }).with_context(|| format!("cannot download {name}"))?;
-                let path = self.scratch.path().join(name);
-                std::fs::write(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                let path = self.scratch.path().join(name.trim_end_matches(".gz"));
+                let mut file = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+                std::io::copy(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut file).map_err(|e| anyhow!("cannot decompress: {e}"))?;
                 Ok(path)
             }
         }
@@ -217,11 +219,15 @@ impl CheckpointStore {
             Backend::S3 { client, location, runtime } => {
                 let tmp = self.scratch.path().join(format!(".{name}.tmp"));
                 build(&tmp, checkpoint)?;
-                let bytes = std::fs::read(&tmp)?;
+                // gzip: redb preallocates (a checkpoint file is at least 1 MiB, mostly zeros).
+                let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                std::io::copy(&mut std::fs::File::open(&tmp)?, &mut gzip)?;
+                let bytes = gzip.finish()?;
                 let _ = std::fs::remove_file(&tmp);
                 let size = bytes.len() as u64;
                 let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-                runtime.block_on(client.put_opts(&location.key(&name)?, PutPayload::from(bytes), options)).with_context(|| format!("cannot upload {}/{name}", location.url()))?;
+                let key = location.key(&format!("{name}.gz"))?;
+                runtime.block_on(client.put_opts(&key, PutPayload::from(bytes), options)).with_context(|| format!("cannot upload {}/{name}.gz", location.url()))?;
                 size
             }
         };
