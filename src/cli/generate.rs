@@ -26,8 +26,7 @@ pub struct GenerateArgs {
     /// Destination: kinesis://STREAM, kafka://BROKER[,BROKER]/TOPIC (both must exist) or a file path.
     #[arg(long, value_name = "URL|PATH")]
     pub to: String,
-    /// Events per second, e.g. 1000 or 1000/s (default: as fast as the destination takes them). With
-    /// --start-time it is also the event-time spacing (default spacing 250ms).
+    /// Events per second, e.g. 1000 or 1000/s (default: as fast as the destination takes them).
     #[arg(long, value_name = "N/s", value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// Seed of the random tickers and prices (default: random).
@@ -37,10 +36,13 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub count: Option<u64>,
     /// Event time of the first event: a local date-time (2026-12-01T08:00:00) or ms since the Unix epoch; events
-    /// then follow at the --rate spacing. Default: each event's time is the local time it is made (the blog's
+    /// then follow --event-spacing apart. Default: each event's time is the local time it is made (the blog's
     /// datetime.now()).
     #[arg(long, value_name = "TIME")]
     pub start_time: Option<String>,
+    /// With --start-time: the event time between two events.
+    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration, requires = "start_time")]
+    pub event_spacing: Duration,
     /// With --start-time: move each event back by a random amount up to this, so the stream is out of order
     /// (more than the 5s watermark delay makes late events).
     #[arg(long, value_parser = humantime::parse_duration, requires = "start_time")]
@@ -152,7 +154,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     }
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let deterministic = args.start_time.is_some();
-    let spacing_us = args.rate.map_or(250_000.0, |r| 1e6 / r);
+    let spacing_us = args.event_spacing.as_nanos() as f64 / 1000.0;
     let start = match &args.start_time {
         Some(t) => start_ms(t)?,
         None => local_now_us() / 1000,

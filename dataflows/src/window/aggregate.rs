@@ -54,6 +54,15 @@ use crate::window::{TumblingWindow, Window};
 
 /// A mergeable per-window accumulator.
 pub trait Accumulator: ExchangeData + Clone {
+    /// What one record contributes (e.g. nothing for a count, a price for an average).
+    type Value;
+
+    /// The accumulator of one record's value.
+    fn of(value: Self::Value) -> Self;
+
+    /// Adds one more record's value (the combiner's per-record step: no allocation for most accumulators).
+    fn add(&mut self, value: Self::Value);
+
     /// Folds `other` into `self`; must be associative and commutative.
     fn merge(&mut self, other: &Self);
 }
@@ -63,6 +72,18 @@ pub trait Accumulator: ExchangeData + Clone {
 pub struct Count(pub u64);
 
 impl Accumulator for Count {
+    type Value = ();
+
+    #[inline]
+    fn of(_: ()) -> Self {
+        Count(1)
+    }
+
+    #[inline]
+    fn add(&mut self, _: ()) {
+        self.0 += 1;
+    }
+
     #[inline]
     fn merge(&mut self, other: &Self) {
         self.0 += other.0;
@@ -110,8 +131,8 @@ pub struct WindowState<K, A> {
     pub closed: Vec<Closed>,
 }
 
-/// Aggregates records per `(window, key)` with `key_of`, which maps a record to its key and its accumulator
-/// contribution, or `None` to leave it out. Returns the aggregates and, when `recovery.enabled`, the
+/// Aggregates records per `(window, key)` with `key_of`, which maps a record (taken by value, so that a key can
+/// be moved out of it) to its key and its accumulator value, or `None` to leave it out. Returns the aggregates and, when `recovery.enabled`, the
 /// checkpoint parts of this operator (see the module documentation for shapes and guarantees).
 ///
 /// # Panics
@@ -128,7 +149,7 @@ where
     R: EventTime + Clone + 'static,
     K: ExchangeData + Hash + Eq + Clone,
     A: Accumulator,
-    F: FnMut(&R) -> Option<(K, A)> + 'static,
+    F: FnMut(R) -> Option<(K, A::Value)> + 'static,
 {
     // 1. Combiner: fold each input batch on the worker that read it.
     let partials: StreamVec<'s, Time, (u64, K, A)> =
@@ -138,12 +159,12 @@ where
                 input.for_each_time(|time, batches| {
                     for batch in batches {
                         for record in batch.drain(..) {
-                            if let Some((key, acc)) = key_of(&record) {
-                                let start = window.window_of(record.event_time()).start_ms;
+                            let start = window.window_of(record.event_time()).start_ms;
+                            if let Some((key, value)) = key_of(record) {
                                 match local.entry((start, key)) {
-                                    Entry::Occupied(mut e) => e.get_mut().merge(&acc),
+                                    Entry::Occupied(mut e) => e.get_mut().add(value),
                                     Entry::Vacant(e) => {
-                                        e.insert(acc);
+                                        e.insert(A::of(value));
                                     }
                                 }
                             }

@@ -26,10 +26,10 @@ pub fn airport_durations<'s>(nyc_trips: StreamVec<'s, Time, Trip>, settings: &Ta
     let min_trips = settings.min_duration_trips;
     let settings = settings.clone();
     let airports = settings.clone();
-    let (aggregates, parts) = windowed_aggregate(nyc_trips, settings.window, "airport_durations", recovery, move |trip: &Trip| {
+    let (aggregates, parts) = windowed_aggregate::<_, _, MinutesSum, _>(nyc_trips, settings.window, "airport_durations", recovery, move |trip: Trip| {
         let airport: Airport = airports.airport_of(trip.dropoff)?;
         let cell = Geohash::encode(trip.pickup.lat, trip.pickup.lon, precision)?;
-        Some(((cell, airport), MinutesSum { sum: trip.duration_minutes(), trips: 1 }))
+        Some(((cell, airport), trip.duration_minutes()))
     });
     let rows = aggregates.flat_map(move |agg| {
         (agg.acc.trips >= min_trips).then(|| {
@@ -50,6 +50,20 @@ pub struct MinutesSum {
 }
 
 impl Accumulator for MinutesSum {
+    /// A trip's whole minutes.
+    type Value = i64;
+
+    #[inline]
+    fn of(minutes: i64) -> Self {
+        MinutesSum { sum: minutes, trips: 1 }
+    }
+
+    #[inline]
+    fn add(&mut self, minutes: i64) {
+        self.sum += minutes;
+        self.trips += 1;
+    }
+
     #[inline]
     fn merge(&mut self, other: &Self) {
         self.sum += other.sum;

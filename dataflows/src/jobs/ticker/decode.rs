@@ -16,8 +16,6 @@
 //! and then skips later fields). Other fields are ignored; empty (or blank) lines are skipped. Decoding is
 //! `sonic-rs` (SIMD JSON, serde), which validates ignored values too.
 
-use std::borrow::Cow;
-
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use sonic_rs::{JsonType, JsonValueTrait, LazyValue};
 
@@ -36,6 +34,35 @@ struct Fields<'a> {
     price: Option<LazyValue<'a>>,
 }
 
+/// A key of an event object: one of the three fields (no allocation), or another key (kept, to find duplicates).
+enum Key {
+    EventTime,
+    Ticker,
+    Price,
+    Other(String),
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "event_time" => Key::EventTime,
+                    "ticker" => Key::Ticker,
+                    "price" => Key::Price,
+                    other => Key::Other(other.to_string()),
+                })
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
 struct FieldsVisitor;
 
 impl<'de> Visitor<'de> for FieldsVisitor {
@@ -47,20 +74,28 @@ impl<'de> Visitor<'de> for FieldsVisitor {
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'de>, M::Error> {
         let mut fields = Fields::default();
-        let mut keys: Vec<Cow<'de, str>> = Vec::with_capacity(4);
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if keys.contains(&key) {
-                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
-            }
-            match key.as_ref() {
-                "event_time" => fields.event_time = map.next_value::<Option<LazyValue<'de>>>()?,
-                "ticker" => fields.ticker = map.next_value::<Option<LazyValue<'de>>>()?,
-                "price" => fields.price = map.next_value::<Option<LazyValue<'de>>>()?,
-                _ => {
+        // Which of the three fields were seen (a null one included), and the other keys.
+        let mut seen = [false; 3];
+        let mut others: Vec<String> = Vec::new();
+        let duplicate = |name: &str| serde::de::Error::custom(format!("duplicate key {name:?}"));
+        while let Some(key) = map.next_key::<Key>()? {
+            let (slot, name, index) = match key {
+                Key::EventTime => (&mut fields.event_time, "event_time", 0),
+                Key::Ticker => (&mut fields.ticker, "ticker", 1),
+                Key::Price => (&mut fields.price, "price", 2),
+                Key::Other(name) => {
+                    if others.contains(&name) {
+                        return Err(duplicate(&name));
+                    }
                     map.next_value::<IgnoredAny>()?;
+                    others.push(name);
+                    continue;
                 }
+            };
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(duplicate(name));
             }
-            keys.push(key);
+            *slot = map.next_value::<Option<LazyValue<'de>>>()?;
         }
         Ok(fields)
     }
@@ -115,9 +150,12 @@ pub fn decode(line: &[u8]) -> Result<Decoded<Tick>, String> {
         Some(v) => Some(compact(v.as_raw_str())),
     };
     if let Some(t) = &ticker {
-        let name = "ticker=".len() + escape_partition_value(t).len();
-        if name > MAX_PARTITION_NAME {
-            return Err(format!("ticker: its partition directory would be {name} bytes, more than {MAX_PARTITION_NAME}"));
+        // Escaping at most triples a character's bytes: most tickers need no escaping to be measured.
+        if "ticker=".len() + 3 * t.len() > MAX_PARTITION_NAME {
+            let name = "ticker=".len() + escape_partition_value(t).len();
+            if name > MAX_PARTITION_NAME {
+                return Err(format!("ticker: its partition directory would be {name} bytes, more than {MAX_PARTITION_NAME}"));
+            }
         }
     }
     let price = match &f.price {

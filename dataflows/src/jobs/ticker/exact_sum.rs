@@ -170,6 +170,20 @@ impl ExactAverage {
 }
 
 impl Accumulator for ExactAverage {
+    /// A price; `None` for NULL.
+    type Value = Option<f64>;
+
+    fn of(value: Option<f64>) -> Self {
+        ExactAverage::of(value)
+    }
+
+    #[inline]
+    fn add(&mut self, value: Option<f64>) {
+        if let Some(v) = value {
+            ExactAverage::add(self, v);
+        }
+    }
+
     fn merge(&mut self, other: &Self) {
         let mut carry = false;
         for (a, b) in self.limbs.iter_mut().zip(&other.limbs) {
@@ -266,6 +280,7 @@ mod tests {
         assert_eq!(ExactAverage::of(None).average(), None);
         let mut a = ExactAverage::of(None);
         a.merge(&ExactAverage::of(Some(3.0)));
+        Accumulator::add(&mut a, None);
         a.merge(&ExactAverage::of(Some(4.5)));
         assert_eq!(a.average(), Some(3.75));
     }

@@ -164,8 +164,7 @@ impl Job for TickerJob {
     }
 
     fn build<'s>(&self, records: StreamVec<'s, Time, Tick>, recovery: &Recovery, _counters: &Counters) -> JobStreams<'s> {
-        let (averages, checkpoint_parts) =
-            windowed_aggregate(records, self.window, "ticker_averages", recovery, |tick: &Tick| Some((tick.ticker.clone(), ExactAverage::of(tick.price))));
+        let (averages, checkpoint_parts) = windowed_aggregate::<_, _, ExactAverage, _>(records, self.window, "ticker_averages", recovery, |tick: Tick| Some((tick.ticker, tick.price)));
         let rows = averages.map(|agg| Row {
             output: 0,
             id: row_id(&agg.key, agg.window),
