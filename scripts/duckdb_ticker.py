@@ -3,7 +3,10 @@
 S3 or a directory and prints it as `ticker,price,window_end_ms` rows, sorted (the format of
 ticker_reference.py), so that tests can compare the two.
 
-Usage: duckdb_ticker.py [--endpoint HOST:PORT] [--format csv|parquet] [--date] LOCATION
+Usage: duckdb_ticker.py [--endpoint HOST:PORT] [--format csv|parquet] [--date] [--query SQL] LOCATION
+
+With --query, runs SQL over the view `ticker_averages` (columns ticker, price, event_time[, date]) instead and
+prints its rows, as Athena would answer it.
 
 LOCATION is s3://BUCKET/PREFIX (with --endpoint, a local S3 such as moto: path-style, credentials test/test) or a
 directory. --date: the layout has a date=YYYY-MM-DD level under the ticker (--partition-by ticker,date). Needs
@@ -35,6 +38,7 @@ def main():
     parser.add_argument("--endpoint")
     parser.add_argument("--format", default="csv", choices=["csv", "parquet"])
     parser.add_argument("--date", action="store_true")
+    parser.add_argument("--query")
     a = parser.parse_args()
     con = connect(a.endpoint)
     glob = a.location.rstrip("/") + ("/ticker=*/date=*/part-*" if a.date else "/ticker=*/part-*")
@@ -44,7 +48,11 @@ def main():
             columns = {{'price': 'DOUBLE', 'event_time': 'TIMESTAMP'}}, hive_partitioning = true, hive_types = {types})"""
     else:
         source = f"read_parquet('{glob}', hive_partitioning = true, hive_types = {types})"
-    rows = con.sql(f"SELECT ticker, price, event_time{', date' if a.date else ''} FROM {source}").fetchall()
+    con.execute(f"CREATE VIEW ticker_averages AS SELECT ticker, price, event_time{', date' if a.date else ''} FROM {source}")
+    if a.query:
+        con.sql(a.query).show(max_rows=1000)
+        return
+    rows = con.sql("SELECT * FROM ticker_averages").fetchall()
     out = []
     for row in rows:
         ticker, price, event_time = row[:3]

@@ -37,7 +37,7 @@ fn replay_then_run_equals_file_mode() {
     let dir = tempfile::tempdir().unwrap();
     let input = sample(dir.path());
     let file_out = dir.path().join("file");
-    let file_totals = run_into(common::file_source(&[input.clone()], taxiflow::connectors::file::split::MIN_SPLIT_BYTES, taxiflow::connectors::file::split::MAX_SPLIT_BYTES), 1, &file_out);
+    let file_totals = run_into(common::file_source(std::slice::from_ref(&input), taxiflow::connectors::file::split::MIN_SPLIT_BYTES, taxiflow::connectors::file::split::MAX_SPLIT_BYTES), 1, &file_out);
     let trips = file_totals.counts.records;
     assert!(trips > 5_000, "{file_totals:?}");
 
@@ -119,7 +119,7 @@ fn kafka_sink_writes_the_file_sink_documents_keyed_by_id() {
     let dir = tempfile::tempdir().unwrap();
     let input = sample(dir.path());
     let file_out = dir.path().join("file");
-    run_into(common::file_source(&[input.clone()], taxiflow::connectors::file::split::MIN_SPLIT_BYTES, taxiflow::connectors::file::split::MAX_SPLIT_BYTES), 1, &file_out);
+    run_into(common::file_source(std::slice::from_ref(&input), taxiflow::connectors::file::split::MIN_SPLIT_BYTES, taxiflow::connectors::file::split::MAX_SPLIT_BYTES), 1, &file_out);
     let mut expected = std::collections::BTreeMap::new();
     for index in ["pickup_count", "trip_duration"] {
         for mut doc in common::read_jsonl(&file_out, index) {
@@ -280,7 +280,7 @@ fn repeat_replays_shifted_copies() {
     let dir = tempfile::tempdir().unwrap();
     let input = sample(dir.path());
     let file_out = dir.path().join("file");
-    let once = run_into(common::file_source(&[input.clone()], taxiflow::connectors::file::split::MIN_SPLIT_BYTES, taxiflow::connectors::file::split::MAX_SPLIT_BYTES), 1, &file_out);
+    let once = run_into(common::file_source(std::slice::from_ref(&input), taxiflow::connectors::file::split::MIN_SPLIT_BYTES, taxiflow::connectors::file::split::MAX_SPLIT_BYTES), 1, &file_out);
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("trips", 1, 1).unwrap();
     let topic = KafkaTopic { brokers: cluster.bootstrap_servers(), topic: "trips".into(), config: Vec::new() };

@@ -82,7 +82,7 @@ fn from_a_file_into_s3_as_csv_and_parquet_equals_the_reference() {
     let (first, _) = keys.iter().find(|(k, _)| k.starts_with("csv/ticker=AAPL/part-")).unwrap();
     let text = String::from_utf8(s3.get("ticks", first)).unwrap();
     let line = regex_like_flink_csv();
-    assert!(text.lines().all(|l| line(l)), "{text}");
+    assert!(text.lines().all(line), "{text}");
 
     // Parquet, with a day level (--partition-by ticker,date).
     ticker(&[&["--input", input_arg, "--sink", "s3://ticks/parquet", "--sink-format", "parquet", "--partition-by", "ticker,date"][..], &endpoint].concat());

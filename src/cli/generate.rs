@@ -187,7 +187,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
         };
         destination.send(line, event_time.max(0) as u64)?;
         sent += 1;
-        if sent % 1024 == 0 {
+        if sent.is_multiple_of(1024) {
             bar.set_position(sent);
         }
     }

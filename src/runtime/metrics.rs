@@ -4,10 +4,12 @@
 //! | metric | kind | labels | meaning |
 //! |---|---|---|---|
 //! | `taxiflow_records_in_total` | counter | worker | non-empty input lines read |
-//! | `taxiflow_trips_total` | counter | worker | trip records parsed |
-//! | `taxiflow_late_records_total` | counter | worker | trips behind their partition's watermark |
+//! | `taxiflow_records_total` | counter | worker | records decoded (the job's trips, ticks) |
+//! | `taxiflow_late_records_total` | counter | worker | records behind their partition's watermark (the job's lateness rule) |
 //! | `taxiflow_malformed_records_total` | counter | worker | records that could not be parsed |
-//! | `taxiflow_documents_out_total` | counter | index | documents and dead letters written |
+//! | `taxiflow_documents_out_total` | counter | index | rows and dead letters written (Elasticsearch: acknowledged), by output |
+//! | `taxiflow_part_files_total` | counter | | part files made visible by a part-file sink (S3, partitioned file://) |
+//! | `taxiflow_partitions_committed_total` | counter | | `_SUCCESS` markers written |
 //! | `taxiflow_input_watermark_ms` | gauge | worker | the source's watermark, ms since the Unix epoch |
 //! | `taxiflow_output_watermark_ms` | gauge | | last window end released to the sink, ms since the Unix epoch |
 //! | `taxiflow_kafka_consumer_lag_records` | gauge | partition | end offset minus next offset of the Kafka source |

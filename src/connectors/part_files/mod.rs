@@ -256,6 +256,18 @@ impl SinkConnector for PartFileSink {
     }
 }
 
+/// One part file to write.
+struct PartFile {
+    /// Its directory under the root.
+    dir: String,
+    /// Its name.
+    name: String,
+    /// Its content.
+    bytes: Vec<u8>,
+    /// The directory is a partition (it gets markers).
+    partition: bool,
+}
+
 /// The open part-file sink.
 struct PartFiles {
     runtime: tokio::runtime::Runtime,
@@ -274,9 +286,8 @@ struct PartFiles {
 }
 
 impl PartFiles {
-    /// The buffered rows as files: (directory, file name, bytes, whether the directory is a partition), the
-    /// buffer emptied.
-    fn encode(&mut self, epoch: u64, roll: u32) -> anyhow::Result<Vec<(String, String, Vec<u8>, bool)>> {
+    /// The buffered rows as files, the buffer emptied.
+    fn encode(&mut self, epoch: u64, roll: u32) -> anyhow::Result<Vec<PartFile>> {
         let mut files = Vec::new();
         for ((output, dir), mut rows) in std::mem::take(&mut self.buffer) {
             rows.sort_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
@@ -300,18 +311,16 @@ impl PartFiles {
                 }
                 FileFormat::Parquet => crate::formats::parquet::encode_skipping(schema, &rows.iter().collect::<Vec<_>>(), &layout.skip)?,
             };
-            files.push((dir.clone(), file_name(epoch, roll, layout.format), bytes, !layout.columns.is_empty()));
+            files.push(PartFile { dir: dir.clone(), name: file_name(epoch, roll, layout.format), bytes, partition: !layout.columns.is_empty() });
         }
         Ok(files)
     }
 
     /// Marks the partitions of `files` pending (their first file since the last `_SUCCESS` becomes visible);
     /// directories of unpartitioned outputs get no markers.
-    fn mark_pending(&mut self, files: &[(String, String, Vec<u8>, bool)], now: u64) {
-        for (dir, _, _, partition) in files {
-            if *partition {
-                self.state.pending.entry(dir.clone()).or_insert(now);
-            }
+    fn mark_pending(&mut self, files: &[PartFile], now: u64) {
+        for file in files.iter().filter(|f| f.partition) {
+            self.state.pending.entry(file.dir.clone()).or_insert(now);
         }
     }
 
@@ -354,7 +363,7 @@ impl PartFiles {
             return Ok(());
         }
         let store = &self.store;
-        self.runtime.block_on(futures::future::try_join_all(files.iter().map(|(dir, name, bytes, _)| store.put(format!("{dir}/{name}"), bytes.clone()))))?;
+        self.runtime.block_on(futures::future::try_join_all(files.iter().map(|f| store.put(format!("{}/{}", f.dir, f.name), f.bytes.clone()))))?;
         metrics::counter!("taxiflow_part_files_total").increment(files.len() as u64);
         self.mark_pending(&files, now_ms());
         Ok(())
@@ -387,7 +396,7 @@ impl Sink for PartFiles {
     fn prepare_commit(&mut self, epoch: u64) -> anyhow::Result<Vec<u8>> {
         let files = self.encode(epoch, 0)?;
         let store = &self.store;
-        let staged = self.runtime.block_on(futures::future::try_join_all(files.iter().map(|(dir, name, bytes, _)| store.stage(dir, name, bytes.clone()))))?;
+        let staged = self.runtime.block_on(futures::future::try_join_all(files.iter().map(|f| store.stage(&f.dir, &f.name, f.bytes.clone()))))?;
         self.mark_pending(&files, now_ms());
         self.state.staged = staged;
         Ok(bincode::serialize(&self.state).expect("part-file state serializes"))

@@ -85,8 +85,11 @@ pub async fn client(location: &S3Location, aws: &crate::aws::AwsArgs) -> anyhow:
 #[derive(Debug)]
 pub struct AwsChainCredentials {
     inner: SharedCredentialsProvider,
-    cache: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>, Instant)>>,
+    cache: tokio::sync::Mutex<Option<Cached>>,
 }
+
+/// Credentials with their expiry and when they were fetched.
+type Cached = (Arc<AwsCredential>, Option<SystemTime>, Instant);
 
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 

@@ -42,7 +42,7 @@ pub enum FormatChoice {
     Debs,
     /// Flink training TaxiRide CSV.
     Taxiride,
-    /// JSON lines (taxi docs §1).
+    /// JSON lines (docs/jobs/taxi.md §1).
     Jsonl,
 }
 
