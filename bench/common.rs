@@ -43,6 +43,23 @@ pub fn measure(name: &str, cmd: &mut Command) -> Measured {
     }
 }
 
+/// One line per configuration: the run with the median wall time, named with every wall time, and the largest
+/// peak RSS of its runs.
+pub fn medians(samples: Vec<Vec<Measured>>) -> Vec<Measured> {
+    samples
+        .into_iter()
+        .map(|mut s| {
+            let rss = s.iter().map(|m| m.peak_rss_kib).max().unwrap_or(0);
+            s.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+            let walls: Vec<String> = s.iter().map(|m| format!("{:.2}", m.seconds)).collect();
+            let mut median = s.swap_remove(s.len() / 2);
+            median.peak_rss_kib = rss;
+            median.name = format!("{} [{} s]", median.name, walls.join(", "));
+            median
+        })
+        .collect()
+}
+
 /// The bundled sample's trips, sorted by dropoff (event) time.
 fn sample_trips(root: &Path) -> Vec<taxiflow::dataflows::jobs::taxi::Trip> {
     let mut reader = open_decoded(&root.join("data/nyc-taxi-rides-2013-01-01.csv.gz")).unwrap();

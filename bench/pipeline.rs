@@ -43,19 +43,7 @@ fn main() {
         let script = root.join("../shared/baselines/flink-hotspot/run.sh");
         samples.push(vec![measure("flink (p=2, hot spots only)", Command::new("bash").arg(script).arg(&input).arg(dir.join("flink-out")).arg("2"))]);
     }
-    // Median wall time, largest peak RSS of each configuration.
-    let runs: Vec<Measured> = samples
-        .into_iter()
-        .map(|mut s| {
-            let rss = s.iter().map(|m| m.peak_rss_kib).max().unwrap_or(0);
-            s.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-            let walls: Vec<String> = s.iter().map(|m| format!("{:.2}", m.seconds)).collect();
-            let mut median = s.swap_remove(s.len() / 2);
-            median.peak_rss_kib = rss;
-            median.name = format!("{} [{} s]", median.name, walls.join(", "));
-            median
-        })
-        .collect();
+    let runs: Vec<Measured> = common::medians(samples);
 
     // Same results: the baseline and taxiflow write the same number of documents.
     let baseline_docs = std::fs::read_to_string(dir.join("baseline.out")).unwrap().lines().count() as u64;

@@ -83,18 +83,7 @@ fn main() {
         flink = Some((m, net_ms / 1000.0));
     }
 
-    let runs: Vec<Measured> = samples
-        .into_iter()
-        .map(|mut s| {
-            let rss = s.iter().map(|m| m.peak_rss_kib).max().unwrap_or(0);
-            s.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-            let walls: Vec<String> = s.iter().map(|m| format!("{:.2}", m.seconds)).collect();
-            let mut median = s.swap_remove(s.len() / 2);
-            median.peak_rss_kib = rss;
-            median.name = format!("{} [{} s]", median.name, walls.join(", "));
-            median
-        })
-        .collect();
+    let runs: Vec<Measured> = common::medians(samples);
     println!("\n{events} ticks, {:.2} GB of JSON lines\n", bytes as f64 / 1e9);
     println!("| run [all wall times] | median wall s | events/s | peak RSS MiB | events/s vs Flink (wall) | vs Flink (net runtime) | RSS vs Flink |");
     println!("|---|---:|---:|---:|---:|---:|---:|");

@@ -36,13 +36,10 @@ pub enum JobFlags {
 impl JobFlags {
     /// The clap ids of the group's flags.
     pub fn ids(self) -> Vec<String> {
-        use clap::Args;
-        let command = clap::Command::new("flags");
-        let command = match self {
-            JobFlags::Window => WindowArgs::augment_args(command),
-            JobFlags::Taxi => TaxiArgs::augment_args(command),
-        };
-        command.get_arguments().map(|a| a.get_id().to_string()).collect()
+        match self {
+            JobFlags::Window => crate::connectors::flag_ids::<WindowArgs>(),
+            JobFlags::Taxi => crate::connectors::flag_ids::<TaxiArgs>(),
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod calendar;
 pub mod epoch;
 pub mod job;
 pub mod jobs;

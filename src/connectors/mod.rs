@@ -71,6 +71,17 @@ pub enum Release {
     Epoch,
 }
 
+impl Release {
+    /// The release of a sink that cannot take back what it wrote: by epoch with checkpoints, else by event time.
+    pub fn of_files(checkpointing: bool) -> Release {
+        if checkpointing {
+            Release::Epoch
+        } else {
+            Release::EventTime
+        }
+    }
+}
+
 /// An open sink, owned by worker 0 of process 0, which receives every output row (Flink's `SinkWriter` and
 /// `Committer` of a two-phase-commit sink in one).
 pub trait Sink: Send {
@@ -173,22 +184,24 @@ pub enum FlagGroup {
     PartFiles,
 }
 
+/// The clap ids of the flags of an `Args` struct.
+pub fn flag_ids<A: clap::Args>() -> Vec<String> {
+    A::augment_args(clap::Command::new("flags")).get_arguments().map(|a| a.get_id().to_string()).collect()
+}
+
 impl FlagGroup {
     /// The clap ids of the group's flags.
     pub fn ids(self) -> Vec<String> {
-        use clap::Args;
-        let command = clap::Command::new("flags");
-        let command = match self {
-            FlagGroup::FileSource => file::FileSourceArgs::augment_args(command),
-            FlagGroup::Stream => StreamArgs::augment_args(command),
-            FlagGroup::Kafka => kafka::KafkaArgs::augment_args(command),
-            FlagGroup::KafkaSource => kafka::source::KafkaSourceArgs::augment_args(command),
-            FlagGroup::Kinesis => kinesis::KinesisArgs::augment_args(command),
-            FlagGroup::Aws => crate::aws::AwsArgs::augment_args(command),
-            FlagGroup::Elasticsearch => elasticsearch::args::EsArgs::augment_args(command),
-            FlagGroup::PartFiles => part_files::PartFileArgs::augment_args(command),
-        };
-        command.get_arguments().map(|a| a.get_id().to_string()).collect()
+        match self {
+            FlagGroup::FileSource => flag_ids::<file::FileSourceArgs>(),
+            FlagGroup::Stream => flag_ids::<StreamArgs>(),
+            FlagGroup::Kafka => flag_ids::<kafka::KafkaArgs>(),
+            FlagGroup::KafkaSource => flag_ids::<kafka::source::KafkaSourceArgs>(),
+            FlagGroup::Kinesis => flag_ids::<kinesis::KinesisArgs>(),
+            FlagGroup::Aws => flag_ids::<crate::aws::AwsArgs>(),
+            FlagGroup::Elasticsearch => flag_ids::<elasticsearch::args::EsArgs>(),
+            FlagGroup::PartFiles => flag_ids::<part_files::PartFileArgs>(),
+        }
     }
 }
 

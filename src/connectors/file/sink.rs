@@ -95,11 +95,7 @@ struct JsonFiles {
 
 impl Sink for JsonFiles {
     fn release(&self, checkpointing: bool) -> Release {
-        if checkpointing {
-            Release::Epoch
-        } else {
-            Release::EventTime
-        }
+        Release::of_files(checkpointing)
     }
 
     fn write(&mut self, _time: u64, row: &Row) -> anyhow::Result<()> {

@@ -372,11 +372,7 @@ impl PartFiles {
 
 impl Sink for PartFiles {
     fn release(&self, checkpointing: bool) -> Release {
-        if checkpointing {
-            Release::Epoch
-        } else {
-            Release::EventTime
-        }
+        Release::of_files(checkpointing)
     }
 
     fn write(&mut self, _time: u64, row: &Row) -> anyhow::Result<()> {

@@ -7,6 +7,8 @@
 //! refused here (Java reads them). The time is read as UTC and sub-millisecond digits are truncated, as Flink's
 //! windows and watermarks use the floor millisecond.
 
+use crate::calendar::{civil_from_days, days_from_civil, days_in_month};
+
 /// Parses `text` into ms since the Unix epoch (the date and time read as UTC).
 ///
 /// # Errors
@@ -60,7 +62,7 @@ pub fn parse_local_date_time(text: &str) -> Result<u64, String> {
     if year < 1970 {
         return fail("years before 1970 are not supported");
     }
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+    if !(1..=12).contains(&month) || day == 0 || day as u64 > days_in_month(year as u64, month as u64) {
         return fail("no such date");
     }
     if hour > 23 || minute > 59 || second > 59 {
@@ -68,25 +70,6 @@ pub fn parse_local_date_time(text: &str) -> Result<u64, String> {
     }
     let days = days_from_civil(year as i64, month as i64, day as i64) as u64;
     Ok(((days * 24 + hour as u64) * 60 + minute as u64) * 60_000 + second as u64 * 1000 + nanos_ms)
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Formats ms since the Unix epoch as a local date and time `yyyy-MM-dd<sep>HH:mm:ss`, followed by `.` and the
@@ -104,20 +87,6 @@ pub fn format_local_date_time(ms: i64, sep: char, out: &mut String) {
         out.push('.');
         out.push_str(fraction.trim_end_matches('0'));
     }
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

@@ -92,26 +92,10 @@ impl Default for TickerJob {
 /// The output row's id: `ticker_averages-<ticker as a JSON string, or null>-<window start>-<window end>`.
 fn row_id(ticker: &Option<String>, window: crate::window::Window) -> String {
     let key = match ticker {
-        Some(t) => serde_json_string(t),
+        Some(t) => serde_json::to_string(t).expect("a string serializes"),
         None => "null".to_string(),
     };
     document_id(AVERAGES, &[&key], window)
-}
-
-/// `s` as a JSON string literal (quotes and escapes).
-fn serde_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 impl Job for TickerJob {

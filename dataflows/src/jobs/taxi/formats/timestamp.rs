@@ -20,6 +20,8 @@ pub fn parse_timestamp_ms(text: &str) -> Result<u64, String> {
     }
 }
 
+use crate::calendar::{days_from_civil, days_in_month};
+
 /// `YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}][Z]`, all in UTC.
 fn parse_fixed(b: &[u8]) -> Option<u64> {
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
@@ -59,25 +61,6 @@ fn parse_fixed(b: &[u8]) -> Option<u64> {
     }
     let days = days_from_civil(year as i64, month as i64, day as i64);
     Some(((days as u64 * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
-}
-
-fn days_in_month(year: u64, month: u64) -> u64 {
-    match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Formats ms since the Unix epoch as an ISO-8601 instant with milliseconds, e.g.
