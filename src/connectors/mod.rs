@@ -46,12 +46,12 @@ pub trait Source<J: Job>: Send + Sync {
     fn describe(&self) -> String;
 
     /// Prepares the run before any worker starts, on every process: checks that the input exists and can be read
-    /// (an unreachable broker or a missing file fails here, naming the flag), and plans the partitions of
-    /// `peers` workers, resuming `restored` if any.
+    /// (an unreachable broker or a missing file fails here, naming the flag), and plans the partitions of the
+    /// workers of `topology`, resuming `restored` if any.
     ///
     /// # Errors
     /// The input cannot be used, with the flag and the reason.
-    fn prepare(&mut self, job: &J, peers: usize, restored: Option<&Checkpoint>) -> anyhow::Result<()>;
+    fn prepare(&mut self, job: &J, topology: crate::runtime::workers::Topology, restored: Option<&Checkpoint>) -> anyhow::Result<()>;
 
     /// Builds the source operator of one worker.
     ///

@@ -69,15 +69,6 @@ impl RunReport {
     }
 }
 
-/// The number of workers of all processes of `config`.
-pub fn peers(config: &timely::Config) -> usize {
-    match &config.communication {
-        timely::CommunicationConfig::Thread => 1,
-        timely::CommunicationConfig::Process(n) | timely::CommunicationConfig::ProcessBinary(n) => *n,
-        timely::CommunicationConfig::Cluster { threads, addresses, .. } => threads * addresses.len(),
-    }
-}
-
 /// Runs the job to the end of its inputs (or to a stop).
 ///
 /// # Errors
@@ -86,7 +77,8 @@ pub fn peers(config: &timely::Config) -> usize {
 pub fn run<J: Job>(options: RunOptions<J>) -> anyhow::Result<RunReport> {
     let RunOptions { job, mut source, sink, timely: config, checkpoint, shutdown, source_rate_limit } = options;
     let info = J::info();
-    let peers = peers(&config);
+    let topology = super::workers::Topology::of(&config);
+    let peers = topology.peers;
     let outputs = Outputs::of_job(job.outputs());
     let dead_letter = outputs.dead_letter();
     let names = SummaryNames { records: job.record_noun(), counters: job.counters().to_vec(), outputs: outputs.results().iter().map(|o| o.name).collect() };
@@ -99,7 +91,7 @@ pub fn run<J: Job>(options: RunOptions<J>) -> anyhow::Result<RunReport> {
         }
         None => (None, None),
     };
-    source.prepare(&job, peers, restored.as_ref())?;
+    source.prepare(&job, topology, restored.as_ref())?;
     let epochs = Epochs { interval: checkpoint.as_ref().map(|c| c.interval), start: restored.as_ref().map_or(1, |c| c.epoch + 1) };
     let recovery = match &restored {
         Some(c) => c.recovery(),

@@ -5,6 +5,32 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
+/// The workers of a run: `peers` in all, `threads` per process; worker `w` is thread `w % threads` of process
+/// `w / threads` (timely's numbering).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Topology {
+    /// Workers of all processes.
+    pub peers: usize,
+    /// Workers per process.
+    pub threads: usize,
+}
+
+impl Topology {
+    /// The topology of `config`.
+    pub fn of(config: &timely::Config) -> Topology {
+        match &config.communication {
+            timely::CommunicationConfig::Thread => Topology { peers: 1, threads: 1 },
+            timely::CommunicationConfig::Process(n) | timely::CommunicationConfig::ProcessBinary(n) => Topology { peers: *n, threads: *n },
+            timely::CommunicationConfig::Cluster { threads, addresses, .. } => Topology { peers: threads * addresses.len(), threads: *threads },
+        }
+    }
+
+    /// Processes.
+    pub fn processes(&self) -> usize {
+        self.peers / self.threads.max(1)
+    }
+}
+
 /// Worker flags of `taxiflow run`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct WorkerArgs {

@@ -135,12 +135,14 @@ pub struct FileSource<F> {
     args: FileSourceArgs,
     /// The plan, made by [`Source::prepare`].
     splits: Arc<Vec<Split<F>>>,
+    /// Final states of finished ranges of chained files, shared by this process's workers.
+    chain: source::RangeChain,
 }
 
 impl<F> FileSource<F> {
     /// The source of `paths` (read in this order).
     pub fn new(paths: Vec<PathBuf>, args: &FileSourceArgs) -> Self {
-        FileSource { paths, args: args.clone(), splits: Arc::default() }
+        FileSource { paths, args: args.clone(), splits: Arc::default(), chain: source::RangeChain::default() }
     }
 }
 
@@ -149,26 +151,26 @@ impl<J: Job> Source<J> for FileSource<J::Format> {
         format!("files:{}", self.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","))
     }
 
-    fn prepare(&mut self, job: &J, peers: usize, restored: Option<&Checkpoint>) -> anyhow::Result<()> {
+    fn prepare(&mut self, job: &J, topology: crate::runtime::workers::Topology, restored: Option<&Checkpoint>) -> anyhow::Result<()> {
         let mut files = Vec::new();
         for path in &self.paths {
             let file = InputFile::inspect(path, job)?;
             tracing::info!(input = %path.display(), format = file.format.name(), gzip = file.gzip, bytes = file.size, "input");
             files.push(Arc::new(file));
         }
-        // A watermark derived from event times depends on every record before it, so such files are read whole.
-        let whole_files = job.watermarks().from_event_times();
+        // A watermark derived from event times depends on every record before it: such files' ranges are chained.
+        let cutting = if job.watermarks().from_event_times() { split::Cutting::Chained } else { split::Cutting::Free };
         let planned = match restored {
-            Some(c) => source::restored_plan(&files, c, peers)?,
+            Some(c) => source::restored_plan(&files, c, topology, cutting == split::Cutting::Chained)?,
             None => None,
         };
-        self.splits = Arc::new(planned.unwrap_or_else(|| plan_splits(&files, peers, whole_files, self.args.min_split_bytes, self.args.max_split_bytes)));
+        self.splits = Arc::new(planned.unwrap_or_else(|| plan_splits(&files, topology, cutting, self.args.min_split_bytes, self.args.max_split_bytes)));
         Ok(())
     }
 
     fn build<'s>(&self, scope: Scope<'s, Time>, ctx: SourceContext<'_, J>) -> anyhow::Result<SourceStreams<'s, J::Record>> {
         let mine: Vec<Split<J::Format>> = self.splits.iter().filter(|s| s.worker == ctx.worker).cloned().collect();
         tracing::debug!(worker = ctx.worker, splits = mine.len(), "file source of the worker");
-        Ok(source::file_source(scope, mine, &ctx))
+        Ok(source::file_source(scope, mine, &ctx, self.chain.clone()))
     }
 }

@@ -9,12 +9,24 @@
 //! partitions of all workers, plus one (taxi docs §3 "min over partitions of the last watermark event").
 //!
 //! A file is one partition even when it is cut into byte ranges read by several workers. A worker reads its
-//! ranges of a file in file order; before a range it scans the gap since its previous range for watermark
-//! records (other workers read those lines), so the range starts at the file's watermark at that point. Ranges
-//! not yet opened cannot lower the file's frontier: a file's watermark only grows in file order.
+//! ranges of a file in file order. When watermarks come from watermark records, before a range it scans the gap
+//! since its previous range for watermark records (other workers read those lines), so the range starts at the
+//! file's watermark at that point. Ranges not yet opened cannot lower the file's frontier: a file's watermark
+//! only grows in file order.
+//!
+//! When the watermark is derived from event times (bounded out-of-orderness, the ticker job's delay), it depends
+//! on every record before it, so a range must start from the final watermark state of the range before it. The
+//! ranges of such a file are then *chained* ([`RangeChain`]): all are read by the workers of one process, each
+//! finished range publishes its final state, and a range whose predecessor has not finished yet is read ahead
+//! and decoded into memory (the expensive part, done in parallel), and only judged — watermark, lateness, sent on
+//! — once that state is known. Such ranges are smaller (see [`super::split::CHAINED_SPLIT_BYTES`]), which bounds
+//! the memory of a read-ahead.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use taxiflow_dataflows::epoch::Time;
-use taxiflow_dataflows::{CheckpointPart, Job, RecordFormat, WatermarkStrategy};
+use taxiflow_dataflows::{CheckpointPart, Decoded, Job, RecordFormat, WatermarkStrategy};
 use timely::dataflow::Scope;
 
 use super::split::{max_watermark_between, SplitReader};
@@ -26,7 +38,21 @@ use crate::runtime::watermark::PartitionWatermark;
 /// Lines read per activation of the operator, so that downstream operators run and memory stays bounded.
 pub const LINES_PER_ACTIVATION: usize = 8192;
 
-struct Partition<F> {
+/// The final watermark state of every finished range of a chained file, by (path, end byte of the range): where
+/// the next range starts from. Shared by the workers of one process.
+pub type RangeChain = Arc<Mutex<BTreeMap<(String, u64), WatermarkState>>>;
+
+/// A record of a range read ahead of its predecessor: decoded, not judged yet.
+struct ReadAhead<R> {
+    decoded: Result<Decoded<R>, String>,
+    /// The line, in the partition's `ahead_bytes`.
+    raw: std::ops::Range<usize>,
+    offset: u64,
+    /// Lines of the range read up to and including this one.
+    lines_read: u64,
+}
+
+struct Partition<F: RecordFormat> {
     split: Split<F>,
     /// Index into the worker's `files`.
     file: usize,
@@ -41,6 +67,16 @@ struct Partition<F> {
     last: Option<(u64, Option<u64>)>,
     /// The job's watermark strategy.
     strategy: WatermarkStrategy,
+    /// The range starts from the final state of the range before it (a chained file, not the first range).
+    chained: bool,
+    /// Records read ahead while the range before has not finished (`Some` until they are judged).
+    ahead: Option<Vec<ReadAhead<F::Record>>>,
+    /// The lines read ahead, one after the other.
+    ahead_bytes: Vec<u8>,
+    /// The reader of a read-ahead that has read its range to the end (for line numbers).
+    closed_reader: Option<SplitReader>,
+    /// The reader reached the end of the range (a read-ahead may still wait to be judged).
+    read_to_end: bool,
 }
 
 /// What this worker knows of one file it reads ranges of.
@@ -60,7 +96,18 @@ impl FileProgress {
 }
 
 impl<F: RecordFormat> Partition<F> {
-    fn open(&mut self, file: &mut FileProgress) -> std::io::Result<()> {
+    /// The final state of the range before this one, once it has finished.
+    fn inherited(&self, chain: &RangeChain) -> Option<WatermarkState> {
+        chain.lock().expect("range chain").get(&(self.split.file.path.display().to_string(), self.split.start)).copied()
+    }
+
+    /// Whether the range can make progress now: it is not a read-ahead that has read all it can and waits.
+    fn can_progress(&self, chain: &RangeChain) -> bool {
+        !(self.ahead.is_some() && self.reader.is_none() && self.inherited(chain).is_none())
+    }
+
+
+    fn open(&mut self, file: &mut FileProgress, chain: &RangeChain) -> std::io::Result<()> {
         if let Some((offset, lines_before)) = self.resume.take() {
             // The restored clock is the file's watermark at `offset`; no gap to scan.
             self.reader = Some(SplitReader::resume(&self.split, offset, lines_before)?);
@@ -76,12 +123,23 @@ impl<F: RecordFormat> Partition<F> {
         }
         file.known_upto = file.known_upto.max(start);
         self.clock = self.clock.fresh(file.watermark);
+        if self.chained {
+            match self.inherited(chain) {
+                Some(state) => self.clock = state.clock(&self.clock),
+                None => self.ahead = Some(Vec::new()),
+            }
+        }
         self.reader = Some(reader);
         Ok(())
     }
 
-    /// Records in `file` what this range taught about it, once the range is read.
-    fn close(&mut self, file: &mut FileProgress) {
+    /// Records in `file` (and, for a chained file, in `chain`) what this range taught about it, once the range is
+    /// read and judged.
+    fn close(&mut self, file: &mut FileProgress, chain: &RangeChain) {
+        if self.strategy.from_event_times() {
+            chain.lock().expect("range chain").insert((self.split.file.path.display().to_string(), self.split.end), WatermarkState::of(&self.clock));
+        }
+        self.closed_reader = None;
         if let Some(reader) = self.reader.take() {
             file.known_upto = file.known_upto.max(reader.position());
         }
@@ -91,9 +149,9 @@ impl<F: RecordFormat> Partition<F> {
         self.done = true;
     }
 
-    /// Where this range stands, for a checkpoint.
+    /// Where this range stands, for a checkpoint. A range read ahead has sent nothing yet: it is not opened.
     fn position(&self) -> CheckpointPart {
-        let next = self.reader.as_ref().map(|reader| (reader.position(), reader.lines_consumed())).or(self.last);
+        let next = if self.ahead.is_some() { None } else { self.reader.as_ref().map(|reader| (reader.position(), reader.lines_consumed())).or(self.last) };
         SourcePosition::File {
             path: self.split.file.path.display().to_string(),
             start: self.split.start,
@@ -110,10 +168,13 @@ impl<F: RecordFormat> Partition<F> {
 /// `ctx.restored` resume from their checkpointed position and watermark (finished ones are not read again); at
 /// each cut of the epochs, the position of every range read since the last cut is sent as a checkpoint part (all
 /// of them at the first cut).
-pub fn file_source<'s, J: Job>(scope: Scope<'s, Time>, splits: Vec<Split<J::Format>>, ctx: &SourceContext<'_, J>) -> SourceStreams<'s, J::Record> {
+/// Chained files' ranges (see the module documentation) publish their final state to `chain`, shared by the workers
+/// of the process.
+pub fn file_source<'s, J: Job>(scope: Scope<'s, Time>, splits: Vec<Split<J::Format>>, ctx: &SourceContext<'_, J>, chain: RangeChain) -> SourceStreams<'s, J::Record> {
     let worker = ctx.worker;
     let restored = ctx.restored.as_deref();
     let template = ctx.clock(None);
+    let chained_strategy = ctx.job.watermarks().from_event_times();
     // Ranges of a file in file order; one FileProgress per distinct file.
     let mut splits = splits;
     splits.sort_by(|a, b| a.file.path.cmp(&b.file.path).then(a.start.cmp(&b.start)));
@@ -124,13 +185,18 @@ pub fn file_source<'s, J: Job>(scope: Scope<'s, Time>, splits: Vec<Split<J::Form
         if !same_file {
             files.push(FileProgress::default());
         }
-        let mut partition = Partition { split, file: files.len() - 1, reader: None, clock: template.clone(), done: false, resume: None, dirty: true, last: None, strategy: ctx.job.watermarks() };
+        let chained = chained_strategy && split.start > 0;
+        let mut partition = Partition { split, file: files.len() - 1, reader: None, clock: template.clone(), done: false, resume: None, dirty: true, last: None, strategy: ctx.job.watermarks(), chained, ahead: None, ahead_bytes: Vec::new(), closed_reader: None, read_to_end: false };
         let key = SourcePosition::file_key(&partition.split.file.path.display().to_string(), partition.split.start);
         if let Some(SourcePosition::File { next, done, watermark, .. }) = restored.and_then(|c| c.sources.get(&key)) {
             partition.clock = watermark.clock(&template);
             partition.done = *done;
             partition.resume = if *done { None } else { *next };
             partition.last = *next;
+            if *done && chained_strategy {
+                // Where the next range starts from, for whichever worker reads it.
+                chain.lock().expect("range chain").insert((partition.split.file.path.display().to_string(), partition.split.end), *watermark);
+            }
         }
         partitions.push(partition);
     }
@@ -149,37 +215,61 @@ pub fn file_source<'s, J: Job>(scope: Scope<'s, Time>, splits: Vec<Split<J::Form
 
     build_source(scope, "file_source", ctx, move |outputs| {
         let Some(floor) = outputs.floor() else { return };
-        // Read the first unfinished range of the file that holds progress back the most.
-        let next = first_unfinished_per_file(&partitions).min_by_key(|&i| file_frontier(&partitions[i], &files));
-        let Some(p) = next.map(|i| &mut partitions[i]) else {
+        // Read the first unfinished range of the file that holds progress back the most (of those that can make
+        // progress: not a read-ahead waiting for the range before it).
+        let unfinished: Vec<usize> = first_unfinished_per_file(&partitions).collect();
+        if unfinished.is_empty() {
             // Nothing (left) to read, e.g. more workers than splits: release progress.
             outputs.finish(positions(&mut partitions));
+            return;
+        }
+        let Some(p) = unfinished.iter().copied().filter(|&i| partitions[i].can_progress(&chain)).min_by_key(|&i| file_frontier(&partitions[i], &files)).map(|i| &mut partitions[i]) else {
+            // Every range waits for a range another worker reads.
+            if outputs.checkpoint_due() {
+                outputs.cut(positions(&mut partitions));
+            }
+            outputs.reschedule(Some(std::time::Duration::from_millis(1)));
             return;
         };
         p.dirty = true;
         let mut batch = SourceBatch::default();
         let source = p.split.file.path.display().to_string();
         let file = &mut files[p.file];
-        if p.reader.is_none() {
-            if let Err(e) = p.open(file) {
+        if p.reader.is_none() && p.ahead.is_none() {
+            if let Err(e) = p.open(file, &chain) {
                 tracing::error!(input = %p.split.describe(), error = %e, "cannot open input split");
                 batch.unreadable(Position { source: source.as_str().into(), line: 0, offset: 0 }, &e);
                 p.done = true;
             }
         }
+        // A read-ahead whose predecessor has finished: judge what was read, then go on as usual.
+        if p.ahead.is_some() {
+            if let Some(state) = p.inherited(&chain) {
+                p.clock = state.clock(&p.clock);
+                let ahead = p.ahead.take().unwrap_or_default();
+                let reader = p.reader.as_ref().or(p.closed_reader.as_ref());
+                for r in ahead {
+                    let at = || Position { source: source.as_str().into(), line: reader.map_or(r.lines_read, |reader| reader.line_number_at(r.lines_read)), offset: r.offset };
+                    batch.accept(r.decoded, &mut p.clock, floor, &p.ahead_bytes[r.raw], at);
+                }
+                p.ahead_bytes = Vec::new();
+                p.closed_reader = None;
+            }
+        }
+        let mut ended = false;
         if let Some(reader) = p.reader.as_mut() {
             let format = &p.split.file.format;
             for _ in 0..LINES_PER_ACTIVATION {
                 let offset = match reader.next_line() {
                     Ok(Some(offset)) => offset,
                     Ok(None) => {
-                        p.done = true;
+                        ended = true;
                         break;
                     }
                     Err(e) => {
                         tracing::error!(input = %p.split.describe(), error = %e, "input unreadable; rest of the split skipped");
                         batch.unreadable(Position { source: source.as_str().into(), line: reader.line_number() + 1, offset: 0 }, &e);
-                        p.done = true;
+                        ended = true;
                         break;
                     }
                 };
@@ -187,15 +277,32 @@ pub fn file_source<'s, J: Job>(scope: Scope<'s, Time>, splits: Vec<Split<J::Form
                     continue;
                 }
                 let decoded = format.decode(&reader.line, &mut scratch);
-                let reader = &*reader;
-                batch.accept(decoded, &mut p.clock, floor, &reader.line, || Position { source: source.as_str().into(), line: reader.line_number(), offset });
+                match p.ahead.as_mut() {
+                    Some(ahead) => {
+                        let at = p.ahead_bytes.len();
+                        p.ahead_bytes.extend_from_slice(&reader.line);
+                        ahead.push(ReadAhead { decoded, raw: at..p.ahead_bytes.len(), offset, lines_read: reader.lines_read() });
+                    }
+                    None => {
+                        let reader = &*reader;
+                        batch.accept(decoded, &mut p.clock, floor, &reader.line, || Position { source: source.as_str().into(), line: reader.line_number(), offset });
+                    }
+                }
             }
         }
-        if p.done {
-            if let Some(reader) = &p.reader {
+        if ended {
+            p.read_to_end = true;
+            if let Some(reader) = p.reader.take() {
                 p.last = Some((reader.position(), reader.lines_consumed()));
+                file.known_upto = file.known_upto.max(reader.position());
+                // A read-ahead keeps its reader's line count for the dead letters it may still make.
+                if p.ahead.is_some() {
+                    p.closed_reader = Some(reader);
+                }
             }
-            p.close(file);
+        }
+        if (p.read_to_end || p.done) && p.ahead.is_none() {
+            p.close(file, &chain);
         }
 
         outputs.send(&mut batch);
@@ -218,30 +325,34 @@ pub fn file_source<'s, J: Job>(scope: Scope<'s, Time>, splits: Vec<Split<J::Form
 }
 
 /// Index of the first unfinished range of each file (partitions are sorted by file, then offset).
-fn first_unfinished_per_file<F>(partitions: &[Partition<F>]) -> impl Iterator<Item = usize> + '_ {
+fn first_unfinished_per_file<F: RecordFormat>(partitions: &[Partition<F>]) -> impl Iterator<Item = usize> + '_ {
     (0..partitions.len()).filter(move |&i| !partitions[i].done && (i == 0 || partitions[i - 1].file != partitions[i].file || partitions[i - 1].done))
 }
 
-/// The plan of a restored run: the byte ranges of the checkpoint (whatever worker count cut them), dealt to
-/// `peers` workers in turn in (file, offset) order; `None` when the checkpoint holds no file position.
+/// The plan of a restored run: the byte ranges of the checkpoint (whatever worker count cut them), dealt to the
+/// workers of `topology` in turn in (file, offset) order — a `chained` file's to the workers of one process —;
+/// `None` when the checkpoint holds no file position.
 ///
 /// # Errors
 /// An input file without ranges in the checkpoint, or a checkpointed file that is not an input (the inputs
 /// changed: restore with the same inputs, or `--checkpoint-reset`).
-pub fn restored_plan<F>(files: &[std::sync::Arc<InputFile<F>>], checkpoint: &Checkpoint, peers: usize) -> anyhow::Result<Option<Vec<Split<F>>>> {
+pub fn restored_plan<F>(files: &[std::sync::Arc<InputFile<F>>], checkpoint: &Checkpoint, topology: crate::runtime::workers::Topology, chained: bool) -> anyhow::Result<Option<Vec<Split<F>>>> {
     let checkpointed = checkpoint.sources.values().filter(|p| matches!(p, SourcePosition::File { .. })).count();
     if checkpointed == 0 {
         return Ok(None);
     }
     let mut splits = Vec::new();
-    for file in files {
+    for (f, file) in files.iter().enumerate() {
         let path = file.path.display().to_string();
         let ranges = checkpoint.file_ranges(&path);
         if ranges.is_empty() {
             anyhow::bail!("--checkpoint-dir: the checkpoint has no position for input {path}; restore with the same inputs or use --checkpoint-reset");
         }
-        for (start, end) in ranges {
-            splits.push(Split { file: file.clone(), start, end, worker: splits.len() % peers });
+        // A chained file's ranges go to the workers of one process (they share the chain).
+        let process = f % topology.processes();
+        for (i, (start, end)) in ranges.into_iter().enumerate() {
+            let worker = if chained { process * topology.threads + i % topology.threads } else { splits.len() % topology.peers };
+            splits.push(Split { file: file.clone(), start, end, worker });
         }
     }
     if splits.len() != checkpointed {

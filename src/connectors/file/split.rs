@@ -51,27 +51,57 @@ impl<F> Split<F> {
     }
 }
 
-/// Plans the splits of `files` over `peers` workers.
+/// Byte ranges of a chained file (a watermark derived from event times) are at most this long: a range read ahead
+/// of the one before it is held in memory, decoded, until that one finishes.
+pub const CHAINED_SPLIT_BYTES: u64 = 4 << 20;
+
+/// How files are cut into byte ranges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cutting {
+    /// Watermarks from watermark records: ranges dealt to every worker (a range's starting watermark is found by
+    /// scanning the gap before it for watermark records).
+    Free,
+    /// A watermark derived from event times: ranges of at most [`CHAINED_SPLIT_BYTES`], dealt to the workers of
+    /// one process, each starting from the final state of the one before it (see `source`).
+    Chained,
+}
+
+/// Plans the splits of `files` over the workers of `topology`.
 ///
-/// With `whole_files`, or for gzip files and plain files under `min_split_bytes`, a file is one split, given to
-/// the worker with the fewest bytes so far (gzip bytes count 4×). Other files are cut into
-/// `max(peers, ⌈size / max_split_bytes⌉)` byte ranges of equal length, dealt to the workers in turn starting
-/// with the least loaded one; a worker reads the ranges of one file in file order.
-pub fn plan_splits<F>(files: &[Arc<InputFile<F>>], peers: usize, whole_files: bool, min_split_bytes: u64, max_split_bytes: u64) -> Vec<Split<F>> {
+/// Gzip files and plain files under `min_split_bytes` are one split each, given to the worker with the fewest
+/// bytes so far (gzip bytes count 4×). Other files are cut into `max(workers, ⌈size / max⌉)` byte ranges of
+/// equal length, dealt to the workers in turn starting with the least loaded one (with [`Cutting::Chained`]:
+/// the workers of the least loaded process, and `max` at most [`CHAINED_SPLIT_BYTES`]); a worker reads the
+/// ranges of one file in file order.
+pub fn plan_splits<F>(files: &[Arc<InputFile<F>>], topology: crate::runtime::workers::Topology, cutting: Cutting, min_split_bytes: u64, max_split_bytes: u64) -> Vec<Split<F>> {
+    let peers = topology.peers;
     let mut load = vec![0u64; peers];
     let least_loaded = |load: &[u64]| (0..peers).min_by_key(|&w| (load[w], w)).unwrap_or(0);
     let mut splits = Vec::new();
     let mut whole: Vec<&Arc<InputFile<F>>> = Vec::new();
     for file in files {
-        if file.gzip || whole_files || file.size < min_split_bytes || peers == 1 {
+        if file.gzip || file.size < min_split_bytes || peers == 1 {
             whole.push(file);
             continue;
         }
-        let pieces = (peers as u64).max(file.size.div_ceil(max_split_bytes.max(1)));
+        // The workers the ranges go to: all, or those of the least loaded process.
+        let (workers, max): (Vec<usize>, u64) = match cutting {
+            Cutting::Free => ((0..peers).collect(), max_split_bytes),
+            Cutting::Chained => {
+                let threads = topology.threads.max(1);
+                let process = (0..topology.processes()).min_by_key(|p| (load[p * threads..(p + 1) * threads].iter().sum::<u64>(), *p)).unwrap_or(0);
+                ((process * threads..(process + 1) * threads).collect(), max_split_bytes.min(CHAINED_SPLIT_BYTES))
+            }
+        };
+        if workers.len() == 1 {
+            whole.push(file);
+            continue;
+        }
+        let pieces = (workers.len() as u64).max(file.size.div_ceil(max.max(1)));
         let step = file.size.div_ceil(pieces);
-        let first = least_loaded(&load);
+        let first = (0..workers.len()).min_by_key(|&i| (load[workers[i]], i)).unwrap_or(0);
         for k in 0..pieces {
-            let worker = (first + k as usize) % peers;
+            let worker = workers[(first + k as usize) % workers.len()];
             let start = k * step;
             let end = if k + 1 == pieces { u64::MAX } else { (k + 1) * step };
             load[worker] += step;
@@ -173,6 +203,17 @@ impl SplitReader {
             path: split.file.path.clone(),
             line: Vec::with_capacity(512),
         })
+    }
+
+    /// Lines read from this split so far (header included).
+    pub fn lines_read(&self) -> u64 {
+        self.lines_read
+    }
+
+    /// 1-based line number in the file of the split's `lines_read`-th line (the first call counts the newlines
+    /// before a byte range, once).
+    pub fn line_number_at(&self, lines_read: u64) -> u64 {
+        self.line_number() - self.lines_read + lines_read
     }
 
     /// Lines consumed before [`Self::position`] (header included), if known without counting the newlines
@@ -289,6 +330,7 @@ pub fn max_watermark_between<F: RecordFormat>(path: &Path, from: u64, to: u64, f
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::workers::Topology;
     use std::io::Write;
     use taxiflow_dataflows::jobs::taxi::formats::{Format, FormatChoice};
     use taxiflow_dataflows::jobs::taxi::{Profile, TaxiJob};
@@ -325,17 +367,24 @@ mod tests {
     fn plan_balances_and_keeps_gzip_whole() {
         let big = Arc::new(InputFile { path: "a".into(), format: Format::JsonLines, gzip: false, size: 10 << 20 });
         let gz = Arc::new(InputFile { path: "b".into(), format: Format::JsonLines, gzip: true, size: 1 << 20 });
-        let plan = plan_splits(&[big.clone(), gz.clone()], 2, false, MIN_SPLIT_BYTES, MAX_SPLIT_BYTES);
+        let two = Topology { peers: 2, threads: 2 };
+        let plan = plan_splits(&[big.clone(), gz.clone()], two, Cutting::Free, MIN_SPLIT_BYTES, MAX_SPLIT_BYTES);
         assert_eq!(plan.iter().filter(|s| s.file.gzip).count(), 1);
         assert_eq!(plan.len(), 3);
         assert!(plan.iter().any(|s| s.worker == 0) && plan.iter().any(|s| s.worker == 1));
         // Ranges of at most 1 MiB: ten, dealt alternately, covering the file.
-        let dealt = plan_splits(std::slice::from_ref(&big), 2, false, MIN_SPLIT_BYTES, 1 << 20);
+        let dealt = plan_splits(std::slice::from_ref(&big), two, Cutting::Free, MIN_SPLIT_BYTES, 1 << 20);
         assert_eq!(dealt.len(), 10);
         assert_eq!(dealt.iter().map(|s| s.worker).collect::<Vec<_>>(), [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
         assert_eq!((dealt[0].start, dealt[9].end), (0, u64::MAX));
         assert!(dealt.windows(2).all(|w| w[0].end == w[1].start));
-        let whole = plan_splits(&[big, gz], 2, true, MIN_SPLIT_BYTES, MAX_SPLIT_BYTES);
+        // Chained: ranges of at most 8 MiB, all read by the workers of one process.
+        let chained = plan_splits(std::slice::from_ref(&big), Topology { peers: 4, threads: 2 }, Cutting::Chained, MIN_SPLIT_BYTES, MAX_SPLIT_BYTES);
+        assert_eq!(chained.len(), 2);
+        assert!(chained.iter().all(|s| s.worker < 2), "{:?}", chained.iter().map(|s| s.worker).collect::<Vec<_>>());
+        assert_ne!(chained[0].worker, chained[1].worker);
+        // One worker per process: a chained file is read whole by one worker.
+        let whole = plan_splits(&[big, gz], Topology { peers: 2, threads: 1 }, Cutting::Chained, MIN_SPLIT_BYTES, MAX_SPLIT_BYTES);
         assert!(whole.iter().all(|s| s.start == 0 && s.end == u64::MAX));
     }
 

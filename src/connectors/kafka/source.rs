@@ -244,7 +244,7 @@ impl<J: Job> Source<J> for KafkaSource {
         self.options.topic.url()
     }
 
-    fn prepare(&mut self, job: &J, _peers: usize, _restored: Option<&Checkpoint>) -> anyhow::Result<()> {
+    fn prepare(&mut self, job: &J, _topology: crate::runtime::workers::Topology, _restored: Option<&Checkpoint>) -> anyhow::Result<()> {
         job.stream_format().map_err(|e| anyhow::anyhow!(e))?;
         // Fail fast on an unreachable broker or unknown topic, before any worker starts.
         partition_count(&consumer(&self.options)?, &self.options.topic, self.options.timeout)?;

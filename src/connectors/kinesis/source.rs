@@ -99,9 +99,9 @@ impl<J: Job> Source<J> for KinesisSource {
         self.options.stream.url()
     }
 
-    fn prepare(&mut self, job: &J, peers: usize, _restored: Option<&Checkpoint>) -> anyhow::Result<()> {
+    fn prepare(&mut self, job: &J, topology: crate::runtime::workers::Topology, _restored: Option<&Checkpoint>) -> anyhow::Result<()> {
         job.stream_format().map_err(|e| anyhow!(e))?;
-        self.readers = peers.min(open_shard_count(&self.options)?).max(1);
+        self.readers = topology.peers.min(open_shard_count(&self.options)?).max(1);
         Ok(())
     }
 

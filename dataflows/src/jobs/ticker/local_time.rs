@@ -14,21 +14,56 @@ use crate::calendar::{civil_from_days, days_from_civil, days_in_month};
 /// # Errors
 /// What is wrong, e.g. `expected 'T' after the date in "2026-12-01 08:00:00"`.
 pub fn parse_local_date_time(text: &str) -> Result<u64, String> {
+    DateCache::default().parse(text)
+}
+
+/// The last date a parser read, so that the next event of the same day skips the date (a stream of events is
+/// mostly of one day). A decoder's scratch space.
+#[derive(Clone, Debug, Default)]
+pub struct DateCache {
+    /// `YYYY-MM-DD` of the last date read, and its days since 1970-01-01.
+    last: Option<([u8; 10], u64)>,
+}
+
+impl DateCache {
+    /// As [`parse_local_date_time`], reusing the last date when `text` starts with it.
+    ///
+    /// # Errors
+    /// As [`parse_local_date_time`].
+    pub fn parse(&mut self, text: &str) -> Result<u64, String> {
+        let b = text.as_bytes();
+        let known = self.last.filter(|(prefix, _)| b.get(..10) == Some(prefix.as_slice())).map(|(_, days)| days);
+        let (ms, days) = parse(text, known)?;
+        if known.is_none() {
+            let mut prefix = [0u8; 10];
+            prefix.copy_from_slice(&b[..10]);
+            self.last = Some((prefix, days));
+        }
+        Ok(ms)
+    }
+}
+
+/// Parses `text`; `known_days`: the days of its date, already read and checked (the first 10 bytes).
+fn parse(text: &str, known_days: Option<u64>) -> Result<(u64, u64), String> {
     let b = text.as_bytes();
     let fail = |what: &str| Err(format!("{what} in {text:?} (expected yyyy-MM-ddTHH:mm[:ss[.fffffffff]], no zone)"));
     let digits = |at: usize, n: usize| -> Option<u32> {
         let part = b.get(at..at + n)?;
         part.iter().try_fold(0u32, |v, c| c.is_ascii_digit().then(|| v * 10 + (c - b'0') as u32))
     };
-    let Some(year) = digits(0, 4) else { return fail("expected a four-digit year") };
-    if b.get(4) != Some(&b'-') {
-        return fail("expected '-' after the year");
+    let (mut year, mut month, mut day) = (1970, 1, 1);
+    if known_days.is_none() {
+        let Some(y) = digits(0, 4) else { return fail("expected a four-digit year") };
+        if b.get(4) != Some(&b'-') {
+            return fail("expected '-' after the year");
+        }
+        let Some(m) = digits(5, 2) else { return fail("expected a two-digit month") };
+        if b.get(7) != Some(&b'-') {
+            return fail("expected '-' after the month");
+        }
+        let Some(d) = digits(8, 2) else { return fail("expected a two-digit day") };
+        (year, month, day) = (y, m, d);
     }
-    let Some(month) = digits(5, 2) else { return fail("expected a two-digit month") };
-    if b.get(7) != Some(&b'-') {
-        return fail("expected '-' after the month");
-    }
-    let Some(day) = digits(8, 2) else { return fail("expected a two-digit day") };
     if !matches!(b.get(10), Some(b'T' | b't')) {
         return fail("expected 'T' after the date");
     }
@@ -59,17 +94,22 @@ pub fn parse_local_date_time(text: &str) -> Result<u64, String> {
     if at != b.len() {
         return fail(if b[at..].iter().any(|c| matches!(c, b'Z' | b'z' | b'+' | b'-')) { "a zone or offset is not allowed" } else { "unexpected text after the time" });
     }
-    if year < 1970 {
-        return fail("years before 1970 are not supported");
-    }
-    if !(1..=12).contains(&month) || day == 0 || day as u64 > days_in_month(year as u64, month as u64) {
-        return fail("no such date");
-    }
+    let days = match known_days {
+        Some(days) => days,
+        None => {
+            if year < 1970 {
+                return fail("years before 1970 are not supported");
+            }
+            if !(1..=12).contains(&month) || day == 0 || day as u64 > days_in_month(year as u64, month as u64) {
+                return fail("no such date");
+            }
+            days_from_civil(year as i64, month as i64, day as i64) as u64
+        }
+    };
     if hour > 23 || minute > 59 || second > 59 {
         return fail("no such time");
     }
-    let days = days_from_civil(year as i64, month as i64, day as i64) as u64;
-    Ok(((days * 24 + hour as u64) * 60 + minute as u64) * 60_000 + second as u64 * 1000 + nanos_ms)
+    Ok((((days * 24 + hour as u64) * 60 + minute as u64) * 60_000 + second as u64 * 1000 + nanos_ms, days))
 }
 
 /// Formats ms since the Unix epoch as a local date and time `yyyy-MM-dd<sep>HH:mm:ss`, followed by `.` and the
@@ -130,6 +170,14 @@ mod tests {
         ] {
             let e = parse_local_date_time(text).unwrap_err();
             assert!(e.contains(why), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_cached_date_parses_as_the_first_time() {
+        let mut cache = DateCache::default();
+        for text in ["2026-12-01T08:00", "2026-12-01T08:00:01.5", "2026-12-01T23:59:59.999", "2026-12-01 08:00", "2026-12-01T24:00", "2026-12-02T00:00", "2026-12-01T08:00Z", "2026-02-30T08:00", "2026-12-01T08:00:01.5"] {
+            assert_eq!(cache.parse(text), parse_local_date_time(text), "{text}");
         }
     }
 

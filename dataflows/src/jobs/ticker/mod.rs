@@ -60,10 +60,10 @@ pub struct TickJson;
 
 impl RecordFormat for TickJson {
     type Record = Tick;
-    type Scratch = ();
+    type Scratch = local_time::DateCache;
 
-    fn decode(&self, line: &[u8], _: &mut ()) -> Result<Decoded<Tick>, String> {
-        decode::decode(line)
+    fn decode(&self, line: &[u8], dates: &mut local_time::DateCache) -> Result<Decoded<Tick>, String> {
+        decode::decode_with(line, dates)
     }
 
     fn name(&self) -> &'static str {
