@@ -145,3 +145,18 @@ impl Job for TaxiJob {
         JobStreams { rows: pickup_counts.concat(trip_durations), checkpoint_parts: hot_spot_parts.concat(duration_parts) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_records_are_json_events_whatever_the_file_format() {
+        let mut job = TaxiJob::for_profile(Profile::Kda);
+        assert_eq!(job.stream_format(), Ok(Format::JsonLines));
+        job.format = FormatChoice::Tlc;
+        assert!(job.stream_format().unwrap_err().starts_with("--format tlc: stream records are JSON trip events"));
+        assert_eq!(job.lateness(), Lateness::Record, "the taxi job's lateness is per record");
+        assert_eq!(job.lateness().due(1_000), 1_000);
+    }
+}
