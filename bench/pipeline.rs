@@ -41,7 +41,7 @@ fn main() {
     }
     if bench.flag("--flink") {
         let script = root.join("../shared/baselines/flink-hotspot/run.sh");
-        samples.push(vec![measure("flink (p=2, hot spots only)", Command::new("bash").arg(script).arg(&input).arg(dir.join("flink-out")).arg("2"))]);
+        samples.push(vec![measure("flink (p=2, hot spots only)", Command::new("bash").arg(script).arg(&input).arg(dir.join("flink-out")).arg("2")).with_reported_jvm_rss()]);
     }
     let runs: Vec<Measured> = common::medians(samples);
 

@@ -72,7 +72,7 @@ fn main() {
         let out = dir.join("flink-ticker-out");
         let _ = std::fs::remove_dir_all(&out);
         let script = bench.root.join("../shared/baselines/flink-ticker/run.sh");
-        let m = measure("flink 2.3 (p=2)", Command::new("bash").arg(script).arg(&input).arg(&out).arg("2"));
+        let m = measure("flink 2.3 (p=2)", Command::new("bash").arg(script).arg(&input).arg(&out).arg("2")).with_reported_jvm_rss();
         let net_ms: f64 = m.stderr.split_whitespace().find_map(|w| w.strip_prefix("job_net_runtime_ms=")).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
         // Same rows: Flink's averages equal taxiflow's exact ones at a relative tolerance of 1e-12.
         let (ours, theirs) = (rows(&dir.join("ticker-out-w2")), rows(&out));

@@ -203,10 +203,10 @@ fn for_each_trip(files: &[Arc<InputFile<Format>>], mut f: impl FnMut(&Trip) -> a
         let mut reader = SplitReader::open(&Split { file: file.clone(), start: 0, end: u64::MAX, worker: 0 })
             .with_context(|| format!("--input {}", file.path.display()))?;
         while reader.next_line().with_context(|| format!("--input {}", file.path.display()))?.is_some() {
-            if reader.line.is_empty() {
+            if reader.line().is_empty() {
                 continue;
             }
-            match file.format.decode(&reader.line, &mut csv) {
+            match file.format.decode(reader.line(), &mut csv) {
                 Ok(Decoded::Record(t)) => f(&t)?,
                 Ok(Decoded::Watermark(_)) | Ok(Decoded::Skip) => skipped += 1,
                 Err(reason) => {

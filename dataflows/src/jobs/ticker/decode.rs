@@ -16,6 +16,7 @@
 //! and then skips later fields). Other fields are ignored; empty (or blank) lines are skipped. Decoding is
 //! `sonic-rs` (SIMD JSON, serde), which validates ignored values too.
 
+use compact_str::CompactString;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use sonic_rs::{JsonType, JsonValueTrait, LazyValue};
 
@@ -162,10 +163,10 @@ fn decode_general(line: &[u8]) -> Result<Decoded<Tick>, String> {
             super::local_time::parse_local_date_time(s).map_err(|e| format!("event_time: {e}"))?
         }
     };
-    let ticker = match &f.ticker {
+    let ticker: Option<CompactString> = match &f.ticker {
         None => None,
-        Some(v) if v.get_type() == JsonType::String => Some(v.as_str().ok_or("ticker: invalid string")?.to_string()),
-        Some(v) => Some(compact(v.as_raw_str())),
+        Some(v) if v.get_type() == JsonType::String => Some(v.as_str().ok_or("ticker: invalid string")?.into()),
+        Some(v) => Some(compact(v.as_raw_str()).into()),
     };
     if let Some(t) = &ticker {
         // Escaping at most triples a character's bytes: most tickers need no escaping to be measured.
@@ -196,10 +197,11 @@ fn canonical(line: &[u8], dates: &mut DateCache) -> Option<Tick> {
                 self.1 += 1;
             }
         }
-        fn token(&mut self, t: &[u8]) -> Option<()> {
+        fn token<const N: usize>(&mut self, t: &[u8; N]) -> Option<()> {
             self.ws();
-            let end = self.1 + t.len();
-            (self.0.get(self.1..end)? == t).then(|| self.1 = end)
+            let end = self.1 + N;
+            // A fixed-size compare, inlined (a slice compare called memcmp for each key).
+            (<&[u8; N]>::try_from(self.0.get(self.1..end)?).ok()? == t).then(|| self.1 = end)
         }
         /// A string without escapes or control characters, its bytes.
         fn string(&mut self) -> Option<&'a [u8]> {
@@ -208,12 +210,14 @@ fn canonical(line: &[u8], dates: &mut DateCache) -> Option<Tick> {
                 return None;
             }
             let start = self.1 + 1;
-            let len = self.0[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-            if self.0[start + len] != b'"' {
+            let len = memchr::memchr(b'"', &self.0[start..])?;
+            let text = &self.0[start..start + len];
+            // Without branches, so that it vectorizes.
+            if text.iter().fold(false, |bad, &c| bad | (c == b'\\') | (c < 0x20)) {
                 return None;
             }
             self.1 = start + len + 1;
-            Some(&self.0[start..start + len])
+            Some(text)
         }
         fn null(&mut self) -> bool {
             self.ws();
@@ -224,26 +228,24 @@ fn canonical(line: &[u8], dates: &mut DateCache) -> Option<Tick> {
             null
         }
         /// A JSON number's text.
-        fn number(&mut self) -> Option<&'a str> {
+        fn number(&mut self) -> Option<&'a [u8]> {
             self.ws();
             let start = self.1;
             while matches!(self.0.get(self.1), Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')) {
                 self.1 += 1;
             }
-            let text = std::str::from_utf8(&self.0[start..self.1]).ok()?;
-            is_json_number(text).then_some(text)
+            Some(&self.0[start..self.1])
         }
     }
     let mut c = Cursor(line, 0);
     c.token(b"{")?;
     c.token(b"\"event_time\"")?;
     c.token(b":")?;
-    let time = std::str::from_utf8(c.string()?).ok()?;
-    let event_time = dates.parse(time).ok()?;
+    let event_time = dates.parse_bytes(c.string()?).ok()?;
     c.token(b",")?;
     c.token(b"\"ticker\"")?;
     c.token(b":")?;
-    let ticker = if c.null() { None } else { Some(std::str::from_utf8(c.string()?).ok()?.to_string()) };
+    let ticker: Option<CompactString> = if c.null() { None } else { Some(std::str::from_utf8(c.string()?).ok()?.into()) };
     if ticker.as_ref().is_some_and(|t| "ticker=".len() + 3 * t.len() > MAX_PARTITION_NAME) {
         return None;
     }
@@ -253,15 +255,53 @@ fn canonical(line: &[u8], dates: &mut DateCache) -> Option<Tick> {
     let price = if c.null() {
         None
     } else {
-        let x: f64 = c.number()?.parse().ok()?;
-        if x.is_infinite() {
-            return None;
+        let text = c.number()?;
+        match decimal(text) {
+            Some(x) => Some(x),
+            None => {
+                let text = std::str::from_utf8(text).ok()?;
+                let x: f64 = if is_json_number(text) { text.parse().ok()? } else { return None };
+                if x.is_infinite() {
+                    return None;
+                }
+                Some(x)
+            }
         }
-        Some(x)
     };
     c.token(b"}")?;
     // Trailing whitespace only (JSON's: space, tab, CR, LF).
     line[c.1..].iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')).then_some(Tick { event_time, ticker, price })
+}
+
+/// A JSON number of at most 15 significant digits and no exponent (`-12.34`, the producer's cents), as the
+/// correctly rounded `f64` (what `str::parse` gives): the digits as an integer `m < 2^53` and `10^k` with
+/// `k <= 15` are exact doubles, and IEEE division rounds their quotient correctly (Clinger's fast path).
+/// `None` for anything else (the caller parses it in full).
+fn decimal(text: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let negative = text.first() == Some(&b'-');
+    let start = negative as usize;
+    // One pass: the digits into `m`, and where the fraction starts.
+    let (mut m, mut n, mut dot) = (0u64, 0usize, None);
+    for (i, &c) in text.iter().enumerate().skip(start) {
+        match c {
+            b'0'..=b'9' if n < 15 => {
+                m = m * 10 + (c - b'0') as u64;
+                n += 1;
+            }
+            b'.' if dot.is_none() => dot = Some(i),
+            _ => return None,
+        }
+    }
+    let int_end = dot.unwrap_or(text.len());
+    let int_len = int_end - start;
+    let fraction_len = dot.map_or(0, |d| text.len() - d - 1);
+    // JSON: an integer part, without a leading zero unless it is 0; a fraction of at least one digit.
+    if int_len == 0 || (int_len > 1 && text[start] == b'0') || (dot.is_some() && fraction_len == 0) {
+        return None;
+    }
+    let x = m as f64 / POW10[fraction_len];
+    Some(if negative { -x } else { x })
 }
 
 fn price(v: &LazyValue<'_>) -> Result<f64, String> {
@@ -391,7 +431,7 @@ mod tests {
         assert_eq!(t("true"), Some("true".into()));
         assert_eq!(t("{ \"a\" : [1, \"b c\"] }"), Some("{\"a\":[1,\"b c\"]}".into()));
         assert_eq!(t("null"), None);
-        assert_eq!(t("\"\""), Some(String::new()));
+        assert_eq!(t("\"\""), Some(CompactString::default()));
         let long = format!("\"{}\"", "/".repeat(83)); // 83 × "%2F" = 249 bytes + "ticker=" = 256
         assert!(reason(format!(r#"{{"event_time":"2026-12-01T08:00","ticker":{long}}}"#).as_bytes()).contains("256 bytes"));
         let fits = format!("\"{}\"", "/".repeat(82));
@@ -465,7 +505,7 @@ mod tests {
             Just("null".to_string()),
         ];
         let ticker = prop_oneof![Just("\"AAPL\"".to_string()), Just("\"A\\\"B\"".to_string()), Just("\"é\"".to_string()), Just("null".to_string()), Just("42".to_string()), Just("\"\"".to_string()), Just(format!("\"{}\"", "/".repeat(90)))];
-        let price = prop_oneof![Just("42.17".to_string()), Just("-0".to_string()), Just("1e400".to_string()), Just("01".to_string()), Just("\"42\"".to_string()), Just("null".to_string()), Just("1.5e-3".to_string()), Just("true".to_string())];
+        let price = prop_oneof![Just("42.17".to_string()), Just("-0".to_string()), Just("0.1".to_string()), Just("-12.5".to_string()), Just("123456789012345.6".to_string()), Just("1.".to_string()), Just("-".to_string()), Just("00.5".to_string()), Just("1e400".to_string()), Just("01".to_string()), Just("\"42\"".to_string()), Just("null".to_string()), Just("1.5e-3".to_string()), Just("true".to_string())];
         let ws = prop_oneof![Just(""), Just(" "), Just("\t"), Just("  "), Just("\n")];
         let keys = prop_oneof![Just(["event_time", "ticker", "price"]), Just(["ticker", "event_time", "price"]), Just(["event_time", "ticker", "prize"])];
         let line = (piece, ticker, price, ws, keys, prop_oneof![Just(""), Just(" x"), Just(","), Just(" \r")]).prop_map(|(t, k, p, w, names, tail)| {
@@ -483,6 +523,26 @@ mod tests {
             }
         });
         assert!(canonical(br#"{"event_time": "2026-12-01T08:00:01.123456", "ticker": "AAPL", "price": 42.17}"#, &mut DateCache::default()).is_some(), "the producer's events take the fast path");
+    }
+
+    /// The short-decimal path rounds as `str::parse` does, and leaves what it cannot take to it.
+    #[test]
+    fn short_decimals_parse_as_str_parse() {
+        use proptest::prelude::*;
+        proptest!(ProptestConfig::with_cases(20_000), |(neg in any::<bool>(), int in "(0|[1-9][0-9]{0,15})", fraction in proptest::option::of("[0-9]{1,16}"))| {
+            let text = format!("{}{int}{}", if neg { "-" } else { "" }, fraction.map(|f| format!(".{f}")).unwrap_or_default());
+            let exact: f64 = text.parse().unwrap();
+            match decimal(text.as_bytes()) {
+                Some(x) => prop_assert_eq!(x.to_bits(), exact.to_bits(), "{}", text),
+                None => prop_assert!(text.trim_start_matches('-').replace('.', "").len() > 15, "{} refused", text),
+            }
+        });
+        for bad in ["", "-", "01", "1.", ".5", "+1", "1e5", "1.5e-3", "--1", "1.2.3", "0x1"] {
+            assert_eq!(decimal(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(decimal(b"-0").map(f64::to_bits), Some((-0.0f64).to_bits()));
+        assert_eq!(decimal(b"0.1"), Some(0.1));
+        assert_eq!(decimal(b"999999999999999"), Some(999_999_999_999_999.0));
     }
 
     #[test]

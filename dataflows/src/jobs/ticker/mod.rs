@@ -34,6 +34,7 @@ use crate::job::{Counters, Decoded, EventTime, Job, JobInfo, JobStreams, Latenes
 use crate::output::{Field, FieldType, OutputSchema, Row, Value};
 use crate::window::aggregate::windowed_aggregate;
 use crate::window::{document_id, TumblingWindow};
+use compact_str::CompactString;
 use exact_sum::ExactAverage;
 
 /// One price tick (ticker docs §1).
@@ -41,8 +42,10 @@ use exact_sum::ExactAverage;
 pub struct Tick {
     /// `event_time`, ms since the Unix epoch (the local date and time read as UTC, sub-ms digits truncated).
     pub event_time: u64,
-    /// `ticker`; `None` for a missing or null one (the partition `__DEFAULT_PARTITION__`).
-    pub ticker: Option<String>,
+    /// `ticker`; `None` for a missing or null one (the partition `__DEFAULT_PARTITION__`). A `CompactString`
+    /// keeps up to 24 bytes inline: no allocation per tick (a `String` was 12% of a run in malloc and free, a
+    /// tick being freed by the worker its window lives on, not the one that decoded it).
+    pub ticker: Option<CompactString>,
     /// `price`; `None` for a missing or null one (NULL, which `AVG` skips).
     pub price: Option<f64>,
 }
@@ -90,7 +93,7 @@ impl Default for TickerJob {
 }
 
 /// The output row's id: `ticker_averages-<ticker as a JSON string, or null>-<window start>-<window end>`.
-fn row_id(ticker: &Option<String>, window: crate::window::Window) -> String {
+fn row_id(ticker: &Option<CompactString>, window: crate::window::Window) -> String {
     let key = match ticker {
         Some(t) => serde_json::to_string(t).expect("a string serializes"),
         None => "null".to_string(),
@@ -155,7 +158,7 @@ impl Job for TickerJob {
             order: agg.window.end_ms as i64,
             window: Some(agg.window),
             values: vec![
-                agg.key.map_or(Value::Null, Value::Str),
+                agg.key.map_or(Value::Null, |t| Value::Str(t.into_string())),
                 agg.acc.average().map_or(Value::Null, Value::Float),
                 Value::Int(agg.window.end_ms as i64),
             ],
