@@ -1,7 +1,7 @@
 //! Throughput and memory benchmark of `taxiflow run` against the hand-written baseline (`bench/baseline.rs`),
 //! measured in the same run on the same input (not a timed test; see DEVELOPERS.md).
 //!
-//! `cargo bench --bench pipeline -- [--events N] [--runs R] [--dir DIR] [--flink]`
+//! `cargo bench --bench pipeline -- [--events N] [--runs R] [--dir DIR] [--flink] [--against BINARY]`
 //!
 //! 1. Builds `taxiflow` and the baseline in release mode.
 //! 2. Makes `DIR/events-N.jsonl` (kept between runs): the 46,450 trips of the bundled 2013 TaxiRide sample,
@@ -11,6 +11,10 @@
 //!    and the Flink baseline of `shared/baselines/flink-hotspot` once with `--flink`, on that file; prints the
 //!    median wall time, events/s, the largest peak RSS and the ratios to the baseline, and checks that taxiflow
 //!    and the baseline wrote the same number of results.
+//! 4. With `--against BINARY` (an older `taxiflow`, e.g. built from the commit before a change), also runs that
+//!    binary with `-w 1` and `-w 2`, interleaved with the new one's runs, checks that both wrote byte-identical
+//!    outputs and prints the new binary's throughput as a ratio to the old one's (the "does not drop" check of
+//!    a refactoring, measured in one run on one machine).
 
 mod common;
 
@@ -29,14 +33,25 @@ fn main() {
     eprintln!("input: {} ({events} trips, {:.2} GB)", input.display(), bytes as f64 / 1e9);
 
     let repeats: usize = arg("--runs").map(|v| v.parse().expect("--runs R")).unwrap_or(3).max(1);
-    let mut samples: Vec<Vec<Measured>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    let against = arg("--against").map(std::path::PathBuf::from);
+    if let Some(old) = &against {
+        assert!(old.is_file(), "--against {}: no such binary", old.display());
+    }
+    // (label, binary, output directory prefix) of every taxiflow configuration, run in this order each round.
+    let mut binaries = vec![("taxiflow", taxiflow.clone(), "out")];
+    if let Some(old) = &against {
+        binaries.push(("taxiflow --against", old.clone(), "against-out"));
+    }
+    let mut samples: Vec<Vec<Measured>> = (0..1 + 2 * binaries.len()).map(|_| Vec::new()).collect();
     for _ in 0..repeats {
         samples[0].push(measure("baseline (1 thread)", Command::new(&baseline).arg(&input).arg(dir.join("baseline.out"))));
         for (i, w) in ["1", "2"].into_iter().enumerate() {
-            samples[i + 1].push(measure(
-                &format!("taxiflow -w {w}"),
-                Command::new(&taxiflow).args(["run", "-w", w, "--input"]).arg(&input).arg("--sink").arg(format!("file://{}", dir.join(format!("out-w{w}")).display())),
-            ));
+            for (b, (label, binary, out)) in binaries.iter().enumerate() {
+                samples[1 + i * binaries.len() + b].push(measure(
+                    &format!("{label} -w {w}"),
+                    Command::new(binary).args(["run", "-w", w, "--input"]).arg(&input).arg("--sink").arg(format!("file://{}", dir.join(format!("{out}-w{w}")).display())),
+                ));
+            }
         }
     }
     if bench.flag("--flink") {
@@ -54,6 +69,12 @@ fn main() {
             .map(|i| std::fs::read_to_string(out.join(format!("{i}.jsonl"))).unwrap().lines().count() as u64)
             .sum();
         assert_eq!(docs, baseline_docs, "taxiflow -w {w} and the baseline disagree on the number of results");
+        if against.is_some() {
+            for file in ["pickup_count.jsonl", "trip_duration.jsonl", "dead_letter.jsonl"] {
+                let (new, old) = (out.join(file), dir.join(format!("against-out-w{w}")).join(file));
+                assert!(std::fs::read(&new).ok() == std::fs::read(&old).ok(), "{} and {} differ", new.display(), old.display());
+            }
+        }
     }
 
     let base = runs[0].seconds;
@@ -71,6 +92,15 @@ fn main() {
             base / r.seconds,
             r.peak_rss_kib as f64 / base_rss
         );
+    }
+    if against.is_some() {
+        println!("\n| new binary vs --against | throughput ratio | peak RSS ratio |");
+        println!("|---|---:|---:|");
+        for (i, w) in ["1", "2"].into_iter().enumerate() {
+            let (new, old) = (&runs[1 + 2 * i], &runs[2 + 2 * i]);
+            println!("| -w {w} | {:.3}x | {:.2}x |", old.seconds / new.seconds, new.peak_rss_kib as f64 / old.peak_rss_kib as f64);
+        }
+        println!("(outputs byte-identical)");
     }
     for r in &runs {
         for line in r.stdout.lines().chain(r.stderr.lines()).filter(|l| l.contains("summary") || l.contains("baseline:") || l.contains("runtime")) {

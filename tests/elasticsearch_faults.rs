@@ -139,7 +139,9 @@ fn the_bulk_interval_timer_sends_a_partial_request_and_the_position_follows_ackn
     use taxiflow::dataflows::jobs::taxi::{Profile, TaxiJob};
     use taxiflow::dataflows::Job;
     let outputs = taxiflow::dataflows::output::Outputs::of_job(TaxiJob::for_profile(Profile::Kda).outputs());
-    let server = BulkServer::start(|n| if n == 1 { Fault::Slow(Duration::from_millis(600)) } else { Fault::None }, |_| Ok(()));
+    let gate = Arc::new(common::bulk_server::Gate::default());
+    let held = gate.clone();
+    let server = BulkServer::start(move |n| if n == 1 { Fault::Held(held.clone()) } else { Fault::None }, |_| Ok(()));
     let mut options = EsOptions::parse(&format!("es+{}", server.url())).unwrap();
     options.bulk.interval = Duration::from_millis(200);
     let mut sink = EsSink::open(&options, &outputs, taxiflow::runtime::shutdown::Shutdown::new()).unwrap();
@@ -148,18 +150,28 @@ fn the_bulk_interval_timer_sends_a_partial_request_and_the_position_follows_ackn
     }
     assert_eq!(sink.position().pending, 3);
     assert_eq!(sink.position().below, Some(10), "nothing acknowledged yet");
-    // Well under the action limit: only the timer sends them (after 200 ms; the answer takes 600 ms more).
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(server.seen.lock().unwrap().requests, 1, "the timer sent the request");
+    // Well under the action limit: only the timer sends them. The server holds its answer until the gate opens.
+    wait_until("the timer sends the request", || server.seen.lock().unwrap().requests == 1);
     assert_eq!(sink.position().pending, 3, "sent is not acknowledged");
-    std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(sink.position().pending, 0);
+    assert_eq!(sink.position().below, Some(10), "sent is not acknowledged");
+    gate.open();
+    wait_until("the answer is taken as acknowledgement", || sink.position().pending == 0);
     assert_eq!(sink.position().below, Some(21));
+    assert_eq!(server.seen.lock().unwrap().requests, 1, "one request for the three documents");
     sink.write(TRIP_DURATION_OUTPUT, 30, None, "d", r#"{"airport_code":"JFK"}"#.into()).unwrap();
     sink.flush().unwrap();
     assert_eq!(server.stored("trip_duration").len(), 1, "flush waits for the answer");
     let written = sink.finish().unwrap();
     assert_eq!(written, [3, 1, 0], "pickup_count, trip_duration, dead letters");
+}
+
+/// Polls `done` until it holds, for up to 60 s (a hung sink, not a slow machine, fails it).
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]

@@ -58,23 +58,38 @@ fn broker_restart_during_replay_is_survived() {
     create_topic(&broker.address(), "trips", 2);
     let url = format!("kafka://{}/trips", broker.address());
     let sample = common::root().join("data/nyc-taxi-rides-2013-01-01.csv.gz");
-    // 1h45m of event time at speed-up 1800 takes about 3.5 s.
-    let replay = common::taxiflow()
+    // 1h45m of event time at speed-up 1800 takes about 3.5 s, paced by the wall clock from its start: once the
+    // replay logs that it started, trips are in flight for a few seconds, and the broker is stopped then.
+    let log = dir.path().join("replay.log");
+    let mut replay = common::taxiflow()
         .args(["replay", "--to", &url, "--speedup", "1800", "--timeout", "60s", "--input"])
         .arg(&sample)
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
+    // The broker is stopped once it holds 2,000 of the trips (the producer then has sequence state for the
+    // broker to forget), read from the topic's offsets, not guessed from a delay.
+    common::wait_for_log(&log, "replaying", 1, &mut replay);
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", broker.address()).create().unwrap();
+    let stored = || -> i64 { (0..2).map(|p| rdkafka::consumer::Consumer::fetch_watermarks(&consumer, "trips", p, Duration::from_secs(10)).map_or(0, |(_, high)| high)).sum() };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stored() < 2_000 {
+        assert!(replay.try_wait().unwrap().is_none(), "the replay ended before the broker was stopped");
+        assert!(Instant::now() < deadline, "the broker holds no trips after 2 minutes: {}", common::crash::tail(&log));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(consumer);
     broker.stop();
+    // The broker stays away for 1.5 s of wall time (the fault), then comes back on the same port and data.
     std::thread::sleep(Duration::from_millis(1500));
     let broker = Broker::start(port, &data);
     let replay = replay.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&replay.stdout);
-    assert!(replay.status.success(), "replay failed: {}", String::from_utf8_lossy(&replay.stderr));
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(replay.status.success(), "replay failed: {stderr}");
     assert!(stdout.contains("replay: 46450 trips acknowledged"), "{stdout}");
-    let stderr = String::from_utf8_lossy(&replay.stderr);
     assert!(stderr.contains("sending it again") || stderr.contains("replacing the producer"), "the restart was noticed: {stderr}");
     let out = dir.path().join("out");
     let run = common::run_to_dir(&["--source", &url, "--stop-at", "latest", "-w", "2"], &out);
@@ -105,15 +120,18 @@ fn partitions_added_while_running_are_read() {
             let _ = self.0.wait();
         }
     }
-    let _run = Running(common::taxiflow()
+    let log = dir.path().join("run.log");
+    let mut run = Running(common::taxiflow()
         .args(["run", "-w", "2", "--source", &url, "--sink"])
         .arg(format!("file://{}", out.display()))
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap());
-    // Partition 1 appears after the start; its trip (second hour) only counts if the source assigns it.
-    std::thread::sleep(Duration::from_secs(1));
+    // Partition 1 appears after the start (both workers have assigned what the topic had); its trip (second
+    // hour) only counts if the source assigns it.
+    common::wait_for_log(&log, "kafka source assigned", 2, &mut run.0);
     taxiflow::connectors::kafka::add_partitions(&topic, 2, Duration::from_secs(10)).unwrap();
     let producer: BaseProducer = topic.client_config().create().unwrap();
     let send = |payload: String, partition: i32| {
@@ -122,7 +140,9 @@ fn partitions_added_while_running_are_read() {
     };
     send(trip(t0 + 4_000_000), 1);
     send(trip(t0 + 4_100_000), 0);
-    std::thread::sleep(Duration::from_secs(12)); // the watcher refreshes every 5 s
+    // The watermarks go out once the watcher (every 5 s) has assigned the new partition, so they cannot close
+    // the window on partition 0 alone.
+    common::wait_for_log(&log, "new partitions assigned", 1, &mut run.0);
     send(watermark(t0 + 7_200_000), 0);
     send(watermark(t0 + 7_200_000), 1);
     let deadline = Instant::now() + Duration::from_secs(60);

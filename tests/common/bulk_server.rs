@@ -33,6 +33,32 @@ pub enum Fault {
     Slow(Duration),
     /// Run this, then index every item (e.g. take a forwarder down so the answer is lost).
     Hook(Arc<dyn Fn() + Send + Sync>),
+    /// Count the request, then answer it (indexing every item) only once the test opens this gate: the test
+    /// looks at the client while the answer is outstanding, for as long as it needs, instead of racing a delay.
+    /// (The server answers one request at a time meanwhile.)
+    Held(Arc<Gate>),
+}
+
+/// A gate a held answer waits behind ([`Fault::Held`]).
+#[derive(Default)]
+pub struct Gate {
+    open: Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Lets held answers go.
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+    }
 }
 
 /// What the server saw.
@@ -75,6 +101,7 @@ impl Respond for Bulk {
             Fault::Whole(status) => return ResponseTemplate::new(*status).set_body_json(json!({"error": {"type": "test_fault", "reason": "scripted"}, "status": status})),
             Fault::Slow(d) => delay = Some(*d),
             Fault::Hook(f) => f(),
+            Fault::Held(gate) => gate.wait(),
             Fault::None | Fault::Items(_) => {}
         }
         let mut items = Vec::new();

@@ -55,6 +55,19 @@ pub fn wait_listening(port: u16, what: &str) {
     }
 }
 
+/// Waits until `log` (a child's stderr, written with `RUST_LOG=info`) holds `needle` `count` times, for up to 3
+/// minutes (a hung process, not a slow machine, fails it); fails at once if `child` ends first.
+pub fn wait_for_log(log: &Path, needle: &str, count: usize, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while std::fs::read_to_string(log).unwrap_or_default().matches(needle).count() < count {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the process ended ({status}) before logging {needle:?}; log: {}", crash::tail(log));
+        }
+        assert!(std::time::Instant::now() < deadline, "no {needle:?} logged within 3 minutes; log: {}", crash::tail(log));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
