@@ -90,7 +90,7 @@ pub const JOBS: &[JobEntry] = &[
         flags: &[JobFlags::Window],
         bundled_inputs: false,
         outputs: || TickerJob::default().outputs(),
-        run: |args, invocation| run_job(ticker_job(&args.window).map_err(anyhow::Error::msg)?, invocation),
+        run: |args, invocation| run_job(TickerJob::from_args(&args.window).map_err(anyhow::Error::msg)?, invocation),
     },
 ];
 
@@ -103,18 +103,6 @@ pub fn find(name: &str) -> anyhow::Result<&'static JobEntry> {
         let names: Vec<&str> = JOBS.iter().map(|j| (j.info)().name).collect();
         anyhow::anyhow!("unknown job {name:?}: taxiflow runs {} (see taxiflow jobs)", names.join(", "))
     })
-}
-
-/// The ticker job of the flags.
-fn ticker_job(window: &WindowArgs) -> Result<TickerJob, String> {
-    let mut job = TickerJob::default();
-    if let Some(w) = window.window()? {
-        job.window = w;
-    }
-    if let Some(delay_ms) = window.bound_ms()? {
-        job.watermark_delay_ms = delay_ms;
-    }
-    Ok(job)
 }
 
 /// Runs `job` with the source, sink, workers and checkpoints of `invocation`.

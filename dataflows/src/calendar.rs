@@ -1,5 +1,6 @@
 //! Proleptic Gregorian calendar arithmetic on day counts since 1970-01-01 (Howard Hinnant's `days_from_civil`
-//! and `civil_from_days`), shared by the jobs' timestamp parsers and formatters.
+//! and `civil_from_days`), shared by the jobs' timestamp parsers and formatters, and the text of a local date and
+//! time (Flink's `TIMESTAMP(3)`) that the sinks write for `FieldType::LocalTimestamp`.
 
 /// Days in `month` (1–12) of `year`.
 pub fn days_in_month(year: u64, month: u64) -> u64 {
@@ -35,9 +36,41 @@ pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Formats ms since the Unix epoch as a local date and time `yyyy-MM-dd<sep>HH:mm:ss`, followed by `.` and the
+/// milliseconds without trailing zeros when they are not zero (`08:01:01.5`), as Flink writes `TIMESTAMP(3)`
+/// (`sep` is ' ' in Flink's CSV, 'T' in its JSON).
+pub fn format_local_date_time(ms: i64, sep: char, out: &mut String) {
+    use std::fmt::Write;
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}{sep}{h:02}:{min:02}:{s:02}");
+    if milli != 0 {
+        let fraction = format!("{milli:03}");
+        out.push('.');
+        out.push_str(fraction.trim_end_matches('0'));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_like_flink() {
+        const BASE: i64 = 1_796_112_000_000; // 2026-12-01T08:00:00 read as UTC
+        let f = |ms: i64, sep| {
+            let mut s = String::new();
+            format_local_date_time(ms, sep, &mut s);
+            s
+        };
+        assert_eq!(f(BASE + 60_000, ' '), "2026-12-01 08:01:00");
+        assert_eq!(f(BASE + 61_500, ' '), "2026-12-01 08:01:01.5");
+        assert_eq!(f(BASE + 61_250, 'T'), "2026-12-01T08:01:01.25");
+        assert_eq!(f(BASE + 61_005, 'T'), "2026-12-01T08:01:01.005");
+        assert_eq!(f(0, 'T'), "1970-01-01T00:00:00");
+    }
 
     #[test]
     fn days_round_trip() {

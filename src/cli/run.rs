@@ -99,11 +99,13 @@ fn check_job_flags(given: &BTreeSet<String>, job: &crate::jobs::JobEntry) -> any
     Ok(())
 }
 
-/// Runs `taxiflow run` with `args`; `matches` are the `run` subcommand's (to know which flags were given).
+/// The job and source of `args`, once every flag given (`matches`: the `run` subcommand's) is known to be one the
+/// job, the source, the sink and the checkpoint store use. No I/O but listing the bundled samples.
 ///
 /// # Errors
-/// A flag the chosen job or connectors do not use, a bad flag value, or any run error.
-pub fn run(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+/// An unknown job, source or sink, a flag none of them uses (named, with who uses it), or no input for a job
+/// without bundled data.
+fn checked(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<(&'static crate::jobs::JobEntry, SourceChoice)> {
     let job = crate::jobs::find(&args.job)?;
     let given = given(matches);
     check_job_flags(&given, job)?;
@@ -121,7 +123,15 @@ pub fn run(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         selected.push(&checkpoint_store);
     }
     crate::connectors::check_flags(&given, &selected, long_name)?;
+    Ok((job, source))
+}
 
+/// Runs `taxiflow run` with `args`; `matches` are the `run` subcommand's (to know which flags were given).
+///
+/// # Errors
+/// A flag the chosen job or connectors do not use, a bad flag value, or any run error.
+pub fn run(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+    let (job, source) = checked(args, matches)?;
     let timely = args.workers.timely_config()?;
     if args.sink == "stdout" && args.workers.processes > 1 {
         // timely_communication prints its connection progress with println!.
@@ -174,15 +184,7 @@ mod tests {
         let sub = matches.subcommand_matches("run").unwrap();
         let args = <RunArgs as clap::FromArgMatches>::from_arg_matches(sub)?;
         // Only the checks before any I/O: flag ownership.
-        let job = crate::jobs::find(&args.job)?;
-        let given = given(sub);
-        check_job_flags(&given, job)?;
-        let source = match &args.source {
-            Some(url) => SourceChoice::Url(url.clone()),
-            None => SourceChoice::Files(args.inputs.clone()),
-        };
-        let outputs = taxiflow_dataflows::output::Outputs::of_job((job.outputs)());
-        crate::connectors::check_flags(&given, &[source.info()?, crate::connectors::sink_info(&args.sink, &outputs)?], long_name)
+        checked(&args, sub).map(|_| ())
     }
 
     #[test]

@@ -190,6 +190,18 @@ pub fn flag_ids<A: clap::Args>() -> Vec<String> {
 }
 
 impl FlagGroup {
+    /// Every group.
+    pub const ALL: [FlagGroup; 8] = [
+        FlagGroup::FileSource,
+        FlagGroup::Stream,
+        FlagGroup::Kafka,
+        FlagGroup::KafkaSource,
+        FlagGroup::Kinesis,
+        FlagGroup::Aws,
+        FlagGroup::Elasticsearch,
+        FlagGroup::PartFiles,
+    ];
+
     /// The clap ids of the group's flags.
     pub fn ids(self) -> Vec<String> {
         match self {
@@ -301,9 +313,11 @@ impl SourceChoice {
     pub fn info(&self) -> anyhow::Result<&'static ConnectorInfo> {
         let scheme = match self {
             SourceChoice::Files(_) => "files",
-            SourceChoice::Url(url) => url.split_once("://").map_or("", |(s, _)| s).trim_end_matches("files"),
+            // `files` names --input in the registry; it is not a URL scheme.
+            SourceChoice::Url(url) => url.split_once("://").map_or("", |(s, _)| s),
         };
-        SOURCES.iter().find(|c| c.scheme == scheme).ok_or_else(|| {
+        let found = SOURCES.iter().find(|c| c.scheme == scheme).filter(|c| c.scheme != "files" || matches!(self, SourceChoice::Files(_)));
+        found.ok_or_else(|| {
             anyhow::anyhow!("--source {:?}: unsupported source; expected kafka://BROKER[,BROKER]/TOPIC or kinesis://STREAM (files: --input PATH)", self.describe())
         })
     }
@@ -372,9 +386,8 @@ pub fn sink(url: &str, outputs: &Outputs, args: &ConnectorArgs) -> anyhow::Resul
 /// # Errors
 /// The first such flag.
 pub fn check_flags(given: &BTreeSet<String>, selected: &[&ConnectorInfo], long_name: impl Fn(&str) -> String) -> anyhow::Result<()> {
-    let groups = [FlagGroup::FileSource, FlagGroup::Stream, FlagGroup::Kafka, FlagGroup::KafkaSource, FlagGroup::Kinesis, FlagGroup::Aws, FlagGroup::Elasticsearch, FlagGroup::PartFiles];
     let used: BTreeSet<String> = selected.iter().flat_map(|c| c.flags.iter().flat_map(|g| g.ids())).collect();
-    for group in groups {
+    for group in FlagGroup::ALL {
         for id in group.ids() {
             if given.contains(&id) && !used.contains(&id) {
                 let users: Vec<&str> = SOURCES.iter().chain(SINKS).filter(|c| c.flags.contains(&group)).map(|c| c.name).collect();

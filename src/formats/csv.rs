@@ -5,7 +5,7 @@
 //! is empty or has a character below `-` (space, quote, comma, control characters…), as Jackson's loose quoting
 //! check does; so a timestamp, which has a space, is always quoted: `42.125,"2026-12-01 08:01:00"`.
 
-use taxiflow_dataflows::jobs::ticker::local_time::format_local_date_time;
+use taxiflow_dataflows::calendar::format_local_date_time;
 use taxiflow_dataflows::output::{FieldType, OutputSchema, Row, Value};
 
 /// Appends `row` as one CSV line (with its LF) to `out`, without the fields at the indices of `skip` (a part

@@ -3,7 +3,7 @@
 //! `"NaN"`/`"Infinity"`/`"-Infinity"` for non-finite doubles, local timestamps as `yyyy-MM-ddTHH:mm:ss[.SSS]`),
 //! optionally preceded by `_index` and `_id`. Null fields are `null`, or left out where the field says so.
 
-use taxiflow_dataflows::jobs::ticker::local_time::format_local_date_time;
+use taxiflow_dataflows::calendar::format_local_date_time;
 use taxiflow_dataflows::output::{FieldType, OutputSchema, Row, Value};
 
 /// Which members a document has besides the fields.

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use taxiflow_dataflows::output::{Row, Value};
 
-/// One dead letter, written as a JSON line to `DIR/dead_letter.jsonl` by the file sink.
+/// One dead letter (the file sink writes it as a JSON line to `DIR/dead_letter.jsonl`).
 ///
 /// `reason` is `"late"` for a record behind its partition's watermark (see the job's lateness rule) (then `event_time` and `watermark` are
 /// set, ms since the Unix epoch), `"malformed: …"` for a record that cannot be parsed, or `"unreadable: …"`
@@ -15,11 +15,12 @@ use taxiflow_dataflows::output::{Row, Value};
 pub struct DeadLetter {
     /// Why the record is here.
     pub reason: String,
-    /// The input file path.
+    /// Where it was read: the input file path, `kafka://…/PARTITION` or `kinesis://STREAM/SHARD/SEQUENCE` (see
+    /// `source_shell::Position`).
     pub source: String,
-    /// 1-based line number in the (decompressed) file.
+    /// 1-based line number in the (decompressed) file; 0 for stream sources.
     pub line: u64,
-    /// Byte offset of the line in the (decompressed) file.
+    /// Byte offset of the line in the (decompressed) file, or the Kafka offset.
     pub offset: u64,
     /// The record as read (lossy UTF-8).
     pub record: String,
@@ -44,9 +45,7 @@ impl DeadLetter {
             None => format!("{}@{}", self.source, self.offset),
         }
     }
-}
 
-impl DeadLetter {
     /// The row of the dead-letter output (index `output` of the run's outputs), sorted by offset and keyed by
     /// [`Self::key`].
     pub fn into_row(self, output: u16) -> Row {

@@ -27,7 +27,7 @@ pub struct Late {
 
 impl PartitionWatermark {
     /// A partition that has read nothing, with an optional watermark inherited from the part of the partition
-    /// before this reader's start (see `input::split::max_watermark_between`).
+    /// before this reader's start (see `crate::connectors::file::split::max_watermark_between`).
     pub fn new(strategy: WatermarkStrategy, lateness: Lateness, inherited: Option<u64>) -> Self {
         PartitionWatermark { strategy, lateness, watermark: inherited, max_event_time: None }
     }

@@ -58,18 +58,23 @@ pub fn is_gzip(path: &Path) -> anyhow::Result<bool> {
     Ok(n == 2 && magic == [0x1f, 0x8b])
 }
 
-/// Opens a file for reading from its start, decompressing gzip (detected by magic bytes).
+/// Opens a file for reading from its start, decompressing gzip (detected by magic bytes), without a buffer above
+/// the decompressor (readers of lines buffer: [`split::SplitReader`], [`open_decoded`]).
+///
+/// # Errors
+/// The file cannot be opened.
+pub fn open_bytes(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
+    let gzip = is_gzip(path)?;
+    let file = File::open(path).with_context(|| format!("--input {}: cannot open", path.display()))?;
+    Ok(if gzip { Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file))) } else { Box::new(file) })
+}
+
+/// [`open_bytes`] with a 1 MiB buffer.
 ///
 /// # Errors
 /// The file cannot be opened.
 pub fn open_decoded(path: &Path) -> anyhow::Result<Box<dyn BufRead + Send>> {
-    let gzip = is_gzip(path)?;
-    let file = File::open(path).with_context(|| format!("--input {}: cannot open", path.display()))?;
-    Ok(if gzip {
-        Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file))))
-    } else {
-        Box::new(BufReader::with_capacity(1 << 20, file))
-    })
+    Ok(Box::new(BufReader::with_capacity(1 << 20, open_bytes(path)?)))
 }
 
 /// The first non-empty line of a (possibly gzip) file, without its terminator; `None` for a file without one.

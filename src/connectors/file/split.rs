@@ -6,7 +6,7 @@
 //! plan from the same inputs, so the workers agree on it without talking.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -144,14 +144,9 @@ pub struct SplitReader {
     path: PathBuf,
 }
 
-/// A plain file from its start, or a gzip file decompressed (no buffering above: [`SplitReader`] buffers).
+/// [`super::open_bytes`], its error as an I/O error of the split.
 fn open_bytes(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let file = File::open(path)?;
-    Ok(if super::is_gzip(path).map_err(io::Error::other)? {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)))
-    } else {
-        Box::new(file)
-    })
+    super::open_bytes(path).map_err(io::Error::other)
 }
 
 impl SplitReader {

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
-use taxiflow_dataflows::jobs::ticker::local_time::format_local_date_time;
+use taxiflow_dataflows::calendar::format_local_date_time;
 use taxiflow_dataflows::output::{escape_partition_value, Outputs, Row, Value, DEFAULT_PARTITION};
 
 use crate::connectors::{Release, Sink, SinkConnector, SinkContext};
@@ -356,14 +356,15 @@ impl PartFiles {
 
     /// Without checkpoints: writes the buffered rows as visible files (one atomic put each).
     fn roll(&mut self) -> anyhow::Result<()> {
-        let files = self.encode(0, self.roll)?;
+        let mut files = self.encode(0, self.roll)?;
         self.roll += 1;
         self.next_roll = Instant::now() + self.roll_interval;
         if files.is_empty() {
             return Ok(());
         }
         let store = &self.store;
-        self.runtime.block_on(futures::future::try_join_all(files.iter().map(|f| store.put(format!("{}/{}", f.dir, f.name), f.bytes.clone()))))?;
+        // The bytes move into the requests; the files keep their directories for the markers.
+        self.runtime.block_on(futures::future::try_join_all(files.iter_mut().map(|f| store.put(format!("{}/{}", f.dir, f.name), std::mem::take(&mut f.bytes)))))?;
         metrics::counter!("taxiflow_part_files_total").increment(files.len() as u64);
         self.mark_pending(&files, now_ms());
         Ok(())
@@ -390,9 +391,9 @@ impl Sink for PartFiles {
     }
 
     fn prepare_commit(&mut self, epoch: u64) -> anyhow::Result<Vec<u8>> {
-        let files = self.encode(epoch, 0)?;
+        let mut files = self.encode(epoch, 0)?;
         let store = &self.store;
-        let staged = self.runtime.block_on(futures::future::try_join_all(files.iter().map(|f| store.stage(&f.dir, &f.name, f.bytes.clone()))))?;
+        let staged = self.runtime.block_on(futures::future::try_join_all(files.iter_mut().map(|PartFile { dir, name, bytes, .. }| store.stage(dir, name, std::mem::take(bytes)))))?;
         self.mark_pending(&files, now_ms());
         self.state.staged = staged;
         Ok(bincode::serialize(&self.state).expect("part-file state serializes"))

@@ -94,7 +94,7 @@ impl Store {
             }
             Target::S3(location, aws) => {
                 let client = crate::connectors::s3::client(location, aws).await?;
-                let prefix = (!location.prefix.is_empty()).then(|| object_store::path::Path::parse(&location.prefix)).transpose()?;
+                let prefix = location.listing_prefix()?;
                 client.list(prefix.as_ref()).try_next().await.map_err(|e| anyhow!("--sink {}: cannot list the bucket: {e}", location.url()))?;
                 Ok(Store::S3 { client, location: location.clone() })
             }
@@ -197,7 +197,7 @@ impl Store {
                 Ok(removed)
             }
             Store::S3 { client, location } => {
-                let prefix = (!location.prefix.is_empty()).then(|| object_store::path::Path::parse(&location.prefix)).transpose()?;
+                let prefix = location.listing_prefix()?;
                 let objects: Vec<_> = client.list(prefix.as_ref()).try_collect().await.with_context(|| format!("cannot list {}", location.url()))?;
                 let doomed: Vec<_> = objects.into_iter().filter(|o| o.location.filename().is_some_and(selected)).map(|o| o.location).collect();
                 for key in &doomed {

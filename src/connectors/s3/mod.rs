@@ -49,6 +49,14 @@ impl S3Location {
         format!("s3://{}/{}", self.bucket, self.prefix)
     }
 
+    /// The prefix to list objects under; `None` for the whole bucket.
+    ///
+    /// # Errors
+    /// An invalid prefix (not for a location made by [`Self::parse`], which checked it).
+    pub fn listing_prefix(&self) -> anyhow::Result<Option<Path>> {
+        (!self.prefix.is_empty()).then(|| Path::parse(&self.prefix)).transpose().map_err(|e| anyhow!("{}: invalid key prefix: {e}", self.url()))
+    }
+
     /// The key `PREFIX/relative`, kept verbatim (no percent-encoding: Hive-escaped partition values stay as they
     /// are).
     ///

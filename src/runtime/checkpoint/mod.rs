@@ -9,7 +9,7 @@
 //!
 //! * per partition ([`SourcePosition`]): the next file byte offset and line of a file byte range, the next
 //!   offset (and bounded end) of a Kafka partition, the last sequence number of a Kinesis shard, and the
-//!   partition's watermark; keyed by partition (`file:PATH@START`, `kafka:TOPIC/P`, `kinesis:STREAM/SHARD`);
+//!   partition's watermark; keyed by partition (`file:PATH@START`, `kafka:P`, `kinesis:SHARD`; the topic or stream is part of the job's identity);
 //! * per window operator instance: `(window end, key, accumulator)` rows, restored by key hash under any
 //!   worker count ([`taxiflow_dataflows::window::aggregate::WindowState`]);
 //! * the sink's state at the commit (its own serialization, see `crate::connectors::Sink::prepare_commit`):
@@ -144,7 +144,7 @@ pub enum SourcePosition {
 }
 
 impl SourcePosition {
-    /// The partition key: `file:PATH@START`, `kafka:TOPIC/P` (the topic is the job's), `kinesis:SHARD`.
+    /// The partition key: `file:PATH@START`, `kafka:P`, `kinesis:SHARD` (the topic or stream is in the job's identity).
     pub fn key(&self) -> String {
         match self {
             SourcePosition::File { path, start, .. } => Self::file_key(path, *start),

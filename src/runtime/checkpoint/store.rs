@@ -125,7 +125,7 @@ impl CheckpointStore {
                 }
             }
             Backend::S3 { client, location, runtime } => {
-                let prefix = (!location.prefix.is_empty()).then(|| object_store::path::Path::parse(&location.prefix)).transpose()?;
+                let prefix = location.listing_prefix()?;
                 let objects: Vec<_> = runtime.block_on(client.list(prefix.as_ref()).try_collect()).with_context(|| format!("--checkpoint-dir: cannot list {}", location.url()))?;
                 for o in objects {
                     // Checkpoints directly under the prefix only.

@@ -147,9 +147,8 @@ pub fn decode_with(line: &[u8], dates: &mut DateCache) -> Result<Decoded<Tick>, 
     decode_general(line)
 }
 
-/// [`decode`] without the fast path.
+/// [`decode`] without the fast path (a trailing `\r` is JSON whitespace here).
 fn decode_general(line: &[u8]) -> Result<Decoded<Tick>, String> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(Decoded::Skip);
     }
@@ -260,11 +259,10 @@ fn canonical(line: &[u8], dates: &mut DateCache) -> Option<Tick> {
             Some(x) => Some(x),
             None => {
                 let text = std::str::from_utf8(text).ok()?;
-                let x: f64 = if is_json_number(text) { text.parse().ok()? } else { return None };
-                if x.is_infinite() {
+                if !is_json_number(text) {
                     return None;
                 }
-                Some(x)
+                Some(finite_double(text)?)
             }
         }
     };
@@ -308,11 +306,7 @@ fn price(v: &LazyValue<'_>) -> Result<f64, String> {
     match v.get_type() {
         JsonType::Number => {
             let raw = v.as_raw_str();
-            let x: f64 = raw.parse().map_err(|_| format!("price: not a number: {raw}"))?;
-            if x.is_infinite() {
-                return Err(format!("price: {raw} is beyond the double range"));
-            }
-            Ok(x)
+            finite_double(raw).ok_or_else(|| format!("price: {raw} is beyond the double range"))
         }
         JsonType::String => {
             let s = v.as_str().ok_or("price: invalid string")?;
@@ -321,18 +315,18 @@ fn price(v: &LazyValue<'_>) -> Result<f64, String> {
                 "NaN" => Ok(f64::NAN),
                 "Infinity" => Ok(f64::INFINITY),
                 "-Infinity" => Ok(f64::NEG_INFINITY),
-                _ if is_json_number(t) => {
-                    let x: f64 = t.parse().map_err(|_| format!("price: not a number: {s:?}"))?;
-                    if x.is_infinite() {
-                        return Err(format!("price: {s:?} is beyond the double range"));
-                    }
-                    Ok(x)
-                }
+                _ if is_json_number(t) => finite_double(t).ok_or_else(|| format!("price: {s:?} is beyond the double range")),
                 _ => Err(format!("price: the string {s:?} is not a number")),
             }
         }
         other => Err(format!("price: expected a number or a numeric string, found {}", kind(other))),
     }
+}
+
+/// A JSON number's text (see [`is_json_number`]) as the nearest double, as `str::parse` rounds; `None` beyond the
+/// double range (`1e400`: malformed, see the module documentation), where parsing gives an infinity.
+fn finite_double(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|x| x.is_finite())
 }
 
 /// Whether `s` is a number in JSON's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.

@@ -4,7 +4,7 @@
 //! the time `start + i × spacing` (optionally moved back by up to `max_disorder`, so the stream is out of order),
 //! a ticker and a price drawn from the seeded generator.
 
-use super::local_time::format_local_date_time;
+use crate::calendar::format_local_date_time;
 
 /// The blog's tickers.
 pub const TICKERS: [&str; 5] = ["AAPL", "AMZN", "MSFT", "INTC", "TBV"];

@@ -7,7 +7,7 @@
 //! refused here (Java reads them). The time is read as UTC and sub-millisecond digits are truncated, as Flink's
 //! windows and watermarks use the floor millisecond.
 
-use crate::calendar::{civil_from_days, days_from_civil, days_in_month};
+use crate::calendar::{days_from_civil, days_in_month};
 
 /// Parses `text` into ms since the Unix epoch (the date and time read as UTC).
 ///
@@ -138,23 +138,6 @@ fn parse(b: &[u8]) -> Result<(u64, u64), String> {
     Ok((minute_ms, minute_ms + tail.ms(b)?))
 }
 
-/// Formats ms since the Unix epoch as a local date and time `yyyy-MM-dd<sep>HH:mm:ss`, followed by `.` and the
-/// milliseconds without trailing zeros when they are not zero (`08:01:01.5`), as Flink writes `TIMESTAMP(3)`
-/// (`sep` is ' ' in Flink's CSV, 'T' in its JSON).
-pub fn format_local_date_time(ms: i64, sep: char, out: &mut String) {
-    use std::fmt::Write;
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    let (h, min, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}{sep}{h:02}:{min:02}:{s:02}");
-    if milli != 0 {
-        let fraction = format!("{milli:03}");
-        out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,20 +196,10 @@ mod tests {
     }
 
     #[test]
-    fn formats_like_flink() {
-        let f = |ms: i64, sep| {
-            let mut s = String::new();
-            format_local_date_time(ms, sep, &mut s);
-            s
-        };
-        assert_eq!(f(BASE as i64 + 60_000, ' '), "2026-12-01 08:01:00");
-        assert_eq!(f(BASE as i64 + 61_500, ' '), "2026-12-01 08:01:01.5");
-        assert_eq!(f(BASE as i64 + 61_250, 'T'), "2026-12-01T08:01:01.25");
-        assert_eq!(f(BASE as i64 + 61_005, 'T'), "2026-12-01T08:01:01.005");
-        assert_eq!(f(0, 'T'), "1970-01-01T00:00:00");
+    fn formatted_times_parse_back() {
         for ms in [0u64, BASE, 253_402_300_799_999, 1_709_251_199_000, 951_782_400_000] {
             let mut s = String::new();
-            format_local_date_time(ms as i64, 'T', &mut s);
+            crate::calendar::format_local_date_time(ms as i64, 'T', &mut s);
             assert_eq!(parse_local_date_time(&s), Ok(ms), "{s}");
         }
     }

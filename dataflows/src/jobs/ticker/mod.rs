@@ -12,7 +12,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`decode`] | the JSON events, with Flink's parsing rules and a dead letter where Flink fails |
-//! | [`local_time`] | `ISO_LOCAL_DATE_TIME` parsing and Flink's `TIMESTAMP(3)` text |
+//! | [`local_time`] | `ISO_LOCAL_DATE_TIME` parsing (the text of `TIMESTAMP(3)` is `crate::calendar`'s) |
 //! | [`exact_sum`] | the order-independent exact average |
 //! | [`generator`] | the blog's producer, seeded |
 //!
@@ -89,6 +89,23 @@ pub struct TickerJob {
 impl Default for TickerJob {
     fn default() -> Self {
         TickerJob { window: TumblingWindow::new(60_000), watermark_delay_ms: 5_000 }
+    }
+}
+
+impl TickerJob {
+    /// The job of the flags: `--window` and `--max-out-of-orderness` (the watermark delay) override the defaults.
+    ///
+    /// # Errors
+    /// A bad `--window` or `--max-out-of-orderness` (named).
+    pub fn from_args(window: &super::WindowArgs) -> Result<TickerJob, String> {
+        let mut job = TickerJob::default();
+        if let Some(w) = window.window()? {
+            job.window = w;
+        }
+        if let Some(delay_ms) = window.bound_ms()? {
+            job.watermark_delay_ms = delay_ms;
+        }
+        Ok(job)
     }
 }
 
