@@ -145,6 +145,7 @@ fn the_bulk_interval_timer_sends_a_partial_request_and_the_position_follows_ackn
     let mut options = EsOptions::parse(&format!("es+{}", server.url())).unwrap();
     options.bulk.interval = Duration::from_millis(200);
     let mut sink = EsSink::open(&options, &outputs, taxiflow::runtime::shutdown::Shutdown::new()).unwrap();
+    let _release = common::bulk_server::OpenOnDrop(gate.clone());
     for (time, id) in [(10, "a"), (10, "b"), (20, "c")] {
         sink.write(PICKUP_COUNT_OUTPUT, time, None, id, r#"{"pickup_count":1}"#.into()).unwrap();
     }

@@ -46,6 +46,16 @@ pub struct Gate {
     opened: std::sync::Condvar,
 }
 
+/// Opens its gate when dropped: declared after the client, it lets a held answer go before the client is
+/// dropped, so a failing assertion ends the test instead of leaving the client waiting for the answer.
+pub struct OpenOnDrop(pub Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
 impl Gate {
     /// Lets held answers go.
     pub fn open(&self) {
