@@ -206,6 +206,8 @@ fn epoch_of(name: &str) -> Option<u64> {
 struct State {
     /// Files staged for the checkpoint's epoch, published after it.
     staged: Vec<Staged>,
+    /// The partition directories (those that get markers) of the staged files: pending once they are published.
+    staged_partitions: BTreeSet<String>,
     /// Partition directory → processing time (ms since the Unix epoch) of the first file published there since
     /// its last `_SUCCESS`.
     pending: BTreeMap<String, u64>,
@@ -316,12 +318,9 @@ impl PartFiles {
         Ok(files)
     }
 
-    /// Marks the partitions of `files` pending (their first file since the last `_SUCCESS` becomes visible);
-    /// directories of unpartitioned outputs get no markers.
-    fn mark_pending(&mut self, files: &[PartFile], now: u64) {
-        for file in files.iter().filter(|f| f.partition) {
-            self.state.pending.entry(file.dir.clone()).or_insert(now);
-        }
+    /// The partition directories of `files`: directories of unpartitioned outputs get no markers.
+    fn partitions(files: &[PartFile]) -> impl Iterator<Item = String> + '_ {
+        files.iter().filter(|f| f.partition).map(|f| f.dir.clone())
     }
 
     /// Writes `_SUCCESS` in every pending partition whose delay has passed (`all`: in every pending one).
@@ -351,6 +350,12 @@ impl PartFiles {
             tracing::info!(files = staged.len(), ?partitions, "part files published");
             metrics::counter!("taxiflow_part_files_total").increment(staged.len() as u64);
         }
+        // The delay counts from the publication (after its log line), as Flink's committer counts from the
+        // checkpoint that made the files visible.
+        let now = now_ms();
+        for dir in std::mem::take(&mut self.state.staged_partitions) {
+            self.state.pending.entry(dir).or_insert(now);
+        }
         self.write_markers(false)
     }
 
@@ -366,7 +371,10 @@ impl PartFiles {
         // The bytes move into the requests; the files keep their directories for the markers.
         self.runtime.block_on(futures::future::try_join_all(files.iter_mut().map(|f| store.put(format!("{}/{}", f.dir, f.name), std::mem::take(&mut f.bytes)))))?;
         metrics::counter!("taxiflow_part_files_total").increment(files.len() as u64);
-        self.mark_pending(&files, now_ms());
+        let now = now_ms();
+        for dir in Self::partitions(&files) {
+            self.state.pending.entry(dir).or_insert(now);
+        }
         Ok(())
     }
 }
@@ -394,7 +402,7 @@ impl Sink for PartFiles {
         let mut files = self.encode(epoch, 0)?;
         let store = &self.store;
         let staged = self.runtime.block_on(futures::future::try_join_all(files.iter_mut().map(|PartFile { dir, name, bytes, .. }| store.stage(dir, name, std::mem::take(bytes)))))?;
-        self.mark_pending(&files, now_ms());
+        self.state.staged_partitions = Self::partitions(&files).collect();
         self.state.staged = staged;
         Ok(bincode::serialize(&self.state).expect("part-file state serializes"))
     }
