@@ -4,6 +4,7 @@
 #   - osmem-server (PyPI): an OpenSearch-API server (scripts/opensearch.sh)
 #   - moto[server] (PyPI): an AWS implementation, used for Kinesis (scripts/moto.sh)
 #   - kinesalite (npm, into target/npm): a Kinesis implementation (scripts/kinesalite.sh)
+#   - PostgreSQL 15 and psql (Debian's postgresql): the alerts job's rules and device settings (scripts/postgres.sh)
 #   - curl (Debian), which scripts/import-dashboards.sh uses; libssl-dev and pkg-config (Debian), which the
 #     rdkafka crate's TLS (for Amazon MSK's SASL_SSL) builds against
 set -euo pipefail
@@ -12,6 +13,7 @@ missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+{ command -v psql >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; } || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
@@ -20,3 +22,4 @@ python3 -c 'import noida_db, moto.server, boto3, duckdb, duckdb_extension_httpfs
 python3 -c 'import osmem_server, os; assert os.access(osmem_server.resolve_binary(), os.X_OK)'
 npm install --prefix target/npm --no-audit --no-fund --silent kinesalite@3.3.3
 test -d target/npm/node_modules/kinesalite
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null && command -v psql >/dev/null

@@ -3,6 +3,7 @@
 //! below, and its flags in [`JobArgs`] if it has any of its own.
 
 use taxiflow_dataflows::job::JobInfo;
+use taxiflow_dataflows::jobs::alerts::{AlertsArgs, AlertsJob};
 use taxiflow_dataflows::jobs::taxi::{TaxiArgs, TaxiJob};
 use taxiflow_dataflows::jobs::ticker::TickerJob;
 use taxiflow_dataflows::jobs::WindowArgs;
@@ -17,11 +18,14 @@ use crate::runtime::shutdown::Shutdown;
 #[derive(Clone, Debug, clap::Args)]
 pub struct JobArgs {
     /// Flags of the jobs with tumbling windows.
-    #[command(flatten, next_help_heading = "Event time (jobs taxi and ticker)")]
+    #[command(flatten, next_help_heading = "Event time (jobs taxi, ticker and alerts)")]
     pub window: WindowArgs,
     /// Flags of the taxi job.
     #[command(flatten, next_help_heading = "Job taxi")]
     pub taxi: TaxiArgs,
+    /// Flags of the alerts job.
+    #[command(flatten, next_help_heading = "Job alerts")]
+    pub alerts: AlertsArgs,
 }
 
 /// A group of job flags (see [`JobArgs`]).
@@ -31,6 +35,8 @@ pub enum JobFlags {
     Window,
     /// [`TaxiArgs`].
     Taxi,
+    /// [`AlertsArgs`].
+    Alerts,
 }
 
 impl JobFlags {
@@ -39,6 +45,7 @@ impl JobFlags {
         match self {
             JobFlags::Window => crate::connectors::flag_ids::<WindowArgs>(),
             JobFlags::Taxi => crate::connectors::flag_ids::<TaxiArgs>(),
+            JobFlags::Alerts => crate::connectors::flag_ids::<AlertsArgs>(),
         }
     }
 }
@@ -92,7 +99,32 @@ pub const JOBS: &[JobEntry] = &[
         outputs: || TickerJob::default().outputs(),
         run: |args, invocation| run_job(TickerJob::from_args(&args.window).map_err(anyhow::Error::msg)?, invocation),
     },
+    JobEntry {
+        info: AlertsJob::info,
+        flags: &[JobFlags::Window, JobFlags::Alerts],
+        bundled_inputs: false,
+        outputs: || AlertsJob::new(Vec::new(), Default::default(), &WindowArgs::default()).expect("the default settings are valid").outputs(),
+        run: |args, invocation| run_job(alerts_job(&args.alerts, &args.window)?, invocation),
+    },
 ];
+
+/// The alerts job: its rules and device settings read from PostgreSQL at start (`crate::connectors::postgres`).
+///
+/// # Errors
+/// `--rules` missing, a database that cannot be read, a bad rule row (naming its `rule_id` and field), or a bad
+/// event-time flag.
+fn alerts_job(args: &AlertsArgs, window: &WindowArgs) -> anyhow::Result<AlertsJob> {
+    use crate::connectors::postgres::{read_rules, read_sla, PgUrl};
+    let Some(rules_url) = &args.rules else { anyhow::bail!("--rules: the alerts job needs its rules, --rules postgresql://USER@HOST:PORT/DB (table alert_rule)") };
+    let rules_url = PgUrl::parse(rules_url, "--rules")?;
+    let rules = taxiflow_dataflows::jobs::alerts::rules::rules_of(&read_rules(&rules_url)?).map_err(|e| anyhow::anyhow!("--rules {}: {e}", rules_url.shown()))?;
+    let sla = match &args.sla {
+        Some(url) => read_sla(&PgUrl::parse(url, "--sla")?)?,
+        None => Default::default(),
+    };
+    tracing::info!(rules = rules.len(), devices_with_settings = sla.len(), "alerts: rules and device settings read");
+    AlertsJob::new(rules, sla, window).map_err(anyhow::Error::msg)
+}
 
 /// The registry entry of job `name`.
 ///

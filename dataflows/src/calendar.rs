@@ -53,6 +53,18 @@ pub fn format_local_date_time(ms: i64, sep: char, out: &mut String) {
     }
 }
 
+/// Formats ms since the Unix epoch as an ISO-8601 UTC instant with milliseconds, `yyyy-MM-ddTHH:mm:ss.SSSZ`
+/// (the alert messages' instants, `docs/jobs/alerts.md` §4; what Java's `Instant.toString` writes for a whole
+/// number of ms, but always with 3 fraction digits).
+pub fn format_instant(ms: i64, out: &mut String) {
+    use std::fmt::Write;
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +82,12 @@ mod tests {
         assert_eq!(f(BASE + 61_250, 'T'), "2026-12-01T08:01:01.25");
         assert_eq!(f(BASE + 61_005, 'T'), "2026-12-01T08:01:01.005");
         assert_eq!(f(0, 'T'), "1970-01-01T00:00:00");
+        let mut s = String::new();
+        format_instant(BASE + 61_250, &mut s);
+        assert_eq!(s, "2026-12-01T08:01:01.250Z");
+        s.clear();
+        format_instant(0, &mut s);
+        assert_eq!(s, "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

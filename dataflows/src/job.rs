@@ -30,8 +30,16 @@ pub enum Decoded<R> {
 
 /// A record with an event time.
 pub trait EventTime {
+    /// Whether the record keeps where it was read ([`EventTime::set_origin`]), for dead letters the job's
+    /// dataflow writes itself (the alert job's redeliveries); the source shell then gives every record it sends
+    /// its origin. `false` by default: no cost per record.
+    const KEEPS_ORIGIN: bool = false;
+
     /// The record's event time, ms since the Unix epoch.
     fn event_time(&self) -> u64;
+
+    /// Gives the record where it was read (called only when [`EventTime::KEEPS_ORIGIN`]).
+    fn set_origin(&mut self, _origin: crate::output::Origin) {}
 }
 
 /// How the bytes of one partition (a file, a Kafka message, a Kinesis record) become records.

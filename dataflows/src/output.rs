@@ -26,6 +26,10 @@ use crate::window::Window;
 /// | `Double` | number; `"NaN"`, `"Infinity"`, `"-Infinity"` | Java `Double.toString` | DOUBLE | `double` |
 /// | `EpochMillis` | integer, ms since the Unix epoch | integer | INT64 TIMESTAMP(MILLIS, UTC) | `date` |
 /// | `LocalTimestamp` | `"yyyy-MM-ddTHH:mm:ss[.SSS]"` | `"yyyy-MM-dd HH:mm:ss[.S…]"` | INT64 TIMESTAMP(MILLIS, not UTC) | `date` |
+/// | `Instant` | `"yyyy-MM-ddTHH:mm:ss.SSSZ"` (ISO-8601 UTC, always 3 fraction digits) | the same | INT64 TIMESTAMP(MILLIS, UTC) | `date` |
+///
+/// [`Value::Absent`] (a field that is not part of the row's kind) is left out of JSON documents and is empty or
+/// null elsewhere, as [`Value::Null`].
 ///
 /// `LocalTimestamp` is Flink SQL's `TIMESTAMP(3)` (a date and time without a zone, stored here as ms since
 /// the Unix epoch read as UTC); `EpochMillis` is an instant.
@@ -50,6 +54,9 @@ pub enum FieldType {
     EpochMillis,
     /// A date and time without a zone (ms since the Unix epoch of that date and time read as UTC).
     LocalTimestamp,
+    /// An instant, ms since the Unix epoch, written as ISO-8601 UTC text with milliseconds (the alert messages
+    /// of `docs/jobs/alerts.md` §4).
+    Instant,
 }
 
 /// One field of an output.
@@ -97,6 +104,10 @@ pub struct OutputSchema {
     pub event_time: Option<&'static str>,
     /// Columns a partitioned sink (S3, part files) splits directories by (Hive `name=value`), by default.
     pub partition_by: Vec<&'static str>,
+    /// JSON documents carry `_index`/`_id` members besides the fields (result documents); `false` for outputs
+    /// whose rows are messages of a documented format (the alert topic's records), written as their fields only
+    /// and keyed by [`Row::id`].
+    pub envelope: bool,
 }
 
 impl OutputSchema {
@@ -118,6 +129,17 @@ pub enum Value {
     Float(f64),
     /// A string.
     Str(String),
+    /// The field is not part of this row's kind (an output whose rows are of several kinds, such as the alert
+    /// topic's `alert` and `revoke` messages): JSON leaves it out, other encodings write it as null.
+    Absent,
+}
+
+impl Value {
+    /// Whether the value is [`Value::Null`] or [`Value::Absent`].
+    #[inline]
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null | Value::Absent)
+    }
 }
 
 /// One row of one output.
@@ -161,6 +183,48 @@ pub fn dead_letter_schema() -> OutputSchema {
         id: false,
         event_time: None,
         partition_by: Vec::new(),
+        envelope: true,
+    }
+}
+
+/// Where a record was read, for the dead letters a job's dataflow writes itself (e.g. a redelivered device
+/// event): the same fields as the source's dead letters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The input file path, `kafka://…/PARTITION` or `kinesis://STREAM/SHARD/SEQUENCE`.
+    pub source: String,
+    /// 1-based line number in the (decompressed) file; 0 for stream sources.
+    pub line: u64,
+    /// Byte offset of the line in the file, or the Kafka offset.
+    pub offset: u64,
+    /// The record as read (lossy UTF-8).
+    pub record: String,
+}
+
+/// A row of the dead-letter output (index `output`; [`dead_letter_schema`]) for a record read at `origin`, keyed by
+/// `source@offset` and sorted by offset. `event_time`/`watermark` (ms since the Unix epoch) are set for late
+/// records, `document_id` for documents a sink refused.
+pub fn dead_letter_row(output: u16, reason: String, origin: Origin, event_time: Option<u64>, watermark: Option<u64>, document_id: Option<String>) -> Row {
+    let optional = |v: Option<u64>| v.map_or(Value::Null, |v| Value::Int(v as i64));
+    let id = match &document_id {
+        Some(id) => format!("rejected:{id}"),
+        None => format!("{}@{}", origin.source, origin.offset),
+    };
+    Row {
+        output,
+        id,
+        order: origin.offset as i64,
+        window: None,
+        values: vec![
+            Value::Str(reason),
+            Value::Str(origin.source),
+            Value::Int(origin.line as i64),
+            Value::Int(origin.offset as i64),
+            Value::Str(origin.record),
+            optional(event_time),
+            optional(watermark),
+            document_id.map_or(Value::Null, Value::Str),
+        ],
     }
 }
 

@@ -2,7 +2,10 @@
 //! (`taxiflow_dataflows::jobs::ticker::generator`): one shard (partition key `"partitionkey"`, as the blog puts
 //! every record), a random ticker of AAPL/AMZN/MSFT/INTC/TBV, a price uniform in [0, 100) rounded to cents, and
 //! `event_time` the local wall-clock time — or, with `--start-time`, a deterministic event time per event, so
-//! that a seed and a start time give the same bytes every time.
+//! that a seed and a start time give the same bytes every time. `devices` is the alerts job's input
+//! (`taxiflow_dataflows::jobs::alerts::generator`): device events of `--devices` devices, keyed by device number
+//! (so a Kafka topic is partitioned by device), with late, redelivered and malformed records in fixed shares; its
+//! `--start-time` is an instant (RFC 3339, or ms since the Unix epoch).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use taxiflow_dataflows::jobs::alerts::generator::DeviceGenerator;
 use taxiflow_dataflows::jobs::ticker::generator::TickGenerator;
 
 use crate::connectors::kafka::producer::ReplayProducer;
@@ -20,7 +24,7 @@ use crate::connectors::kinesis::KinesisStream;
 /// Flags of `taxiflow generate`.
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
-    /// The job whose input to generate: ticker.
+    /// The input to generate: ticker (the ticker job's) or devices (the alerts job's).
     #[arg(value_name = "JOB")]
     pub job: String,
     /// Destination: kinesis://STREAM, kafka://BROKER[,BROKER]/TOPIC (both must exist) or a file path.
@@ -29,7 +33,7 @@ pub struct GenerateArgs {
     /// Events per second, e.g. 1000 or 1000/s (default: as fast as the destination takes them).
     #[arg(long, value_name = "N/s", value_parser = parse_rate)]
     pub rate: Option<f64>,
-    /// Seed of the random tickers and prices (default: random).
+    /// Seed of the random events (default: random).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Number of events (default: until SIGINT/SIGTERM).
@@ -37,7 +41,7 @@ pub struct GenerateArgs {
     pub count: Option<u64>,
     /// Event time of the first event: a local date-time (2026-12-01T08:00:00) or ms since the Unix epoch; events
     /// then follow --event-spacing apart. Default: each event's time is the local time it is made (the blog's
-    /// datetime.now()).
+    /// datetime.now()); devices: the first event is at the current time.
     #[arg(long, value_name = "TIME")]
     pub start_time: Option<String>,
     /// With --start-time: the event time between two events.
@@ -47,6 +51,9 @@ pub struct GenerateArgs {
     /// (more than the 5s watermark delay makes late events).
     #[arg(long, value_parser = humantime::parse_duration, requires = "start_time")]
     pub max_disorder: Option<Duration>,
+    /// devices: the number of devices, device numbers 0 to N − 1 (default 1000).
+    #[arg(long, value_name = "N")]
+    pub devices: Option<u64>,
     /// AWS settings (Kinesis).
     #[command(flatten)]
     pub aws: crate::aws::AwsArgs,
@@ -89,7 +96,7 @@ impl Destination {
         })
     }
 
-    fn send(&mut self, line: String, event_time: u64) -> anyhow::Result<()> {
+    fn send(&mut self, line: String, key: String, event_time: u64) -> anyhow::Result<()> {
         match self {
             Destination::File(w) => {
                 w.write_all(line.as_bytes())?;
@@ -97,11 +104,11 @@ impl Destination {
                 Ok(())
             }
             Destination::Kafka(p) => {
-                p.send_event(line, PARTITION_KEY.to_string(), event_time)?;
+                p.send_event(line, key, event_time)?;
                 p.poll(Duration::ZERO);
                 p.resend_rejected().map(|_| ())
             }
-            Destination::Kinesis(p) => p.send_event(line, PARTITION_KEY.to_string(), event_time),
+            Destination::Kinesis(p) => p.send_event(line, key, event_time),
         }
     }
 
@@ -130,10 +137,14 @@ impl Destination {
     }
 }
 
-/// The event time of `--start-time`: a local date-time or ms since the Unix epoch.
-fn start_ms(text: &str) -> anyhow::Result<i64> {
+/// The event time of `--start-time`: ms since the Unix epoch, else a local date-time (ticker) or an RFC 3339
+/// instant (devices).
+fn start_ms(text: &str, devices: bool) -> anyhow::Result<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
+    }
+    if devices {
+        return taxiflow_dataflows::jobs::alerts::event::parse_instant(text).map(|ms| ms as i64).ok_or_else(|| anyhow::anyhow!("--start-time {text:?}: not an RFC 3339 instant (2026-03-02T08:00:00Z) or ms since the Unix epoch"));
     }
     taxiflow_dataflows::jobs::ticker::local_time::parse_local_date_time(text).map(|ms| ms as i64).map_err(|e| anyhow::anyhow!("--start-time: {e}"))
 }
@@ -149,18 +160,25 @@ fn local_now_us() -> i64 {
 /// # Errors
 /// An unknown job, an unreachable destination, or events the destination did not acknowledge.
 pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
-    if args.job != "ticker" {
-        bail!("taxiflow generate {:?}: events can be generated for the ticker job (the taxi job replays real trips: taxiflow replay)", args.job);
+    let devices = match args.job.as_str() {
+        "ticker" => false,
+        "devices" => true,
+        other => bail!("taxiflow generate {other:?}: events can be generated for the ticker job (ticker) and the alerts job (devices); the taxi job replays real trips: taxiflow replay"),
+    };
+    if !devices && args.devices.is_some() {
+        bail!("--devices: only taxiflow generate devices has devices");
     }
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let deterministic = args.start_time.is_some();
     let spacing_us = args.event_spacing.as_nanos() as f64 / 1000.0;
     let start = match &args.start_time {
-        Some(t) => start_ms(t)?,
+        Some(t) => start_ms(t, devices)?,
+        None if devices => chrono::Utc::now().timestamp_millis(),
         None => local_now_us() / 1000,
     };
     let disorder = args.max_disorder.map_or(0, |d| d.as_millis() as u64);
     let mut generator = TickGenerator::new(seed, start, spacing_us, disorder);
+    let mut device_events = DeviceGenerator::new(seed, args.devices.unwrap_or(1000), start, spacing_us, disorder);
     let mut destination = Destination::open(args)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -178,14 +196,18 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
                 std::thread::sleep(due - now);
             }
         }
-        let (line, event_time) = if deterministic {
-            generator.next_event()
+        let (line, key, event_time) = if devices {
+            let (line, time, device) = device_events.next_record();
+            (line, device.to_string(), time as i64)
+        } else if deterministic {
+            let (line, time) = generator.next_event();
+            (line, PARTITION_KEY.to_string(), time)
         } else {
             // The blog's producer: the event time is the time the event is made.
             let now = local_now_us();
-            (generator.event_at(now), now.div_euclid(1000))
+            (generator.event_at(now), PARTITION_KEY.to_string(), now.div_euclid(1000))
         };
-        destination.send(line, event_time.max(0) as u64)?;
+        destination.send(line, key, event_time.max(0) as u64)?;
         sent += 1;
         if sent.is_multiple_of(1024) {
             bar.set_position(sent);
@@ -194,6 +216,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     let acknowledged = destination.finish(&args.to, sent)?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    println!("generate: {acknowledged} ticker events acknowledged (seed {seed}), {:.0} events/s in {seconds:.3} s", acknowledged as f64 / seconds.max(1e-9));
+    let noun = if devices { "device" } else { "ticker" };
+    println!("generate: {acknowledged} {noun} events acknowledged (seed {seed}), {:.0} events/s in {seconds:.3} s", acknowledged as f64 / seconds.max(1e-9));
     Ok(())
 }

@@ -34,6 +34,7 @@ fn type_name(ty: FieldType) -> &'static str {
         FieldType::Double => "double",
         FieldType::EpochMillis => "epoch-ms",
         FieldType::LocalTimestamp => "timestamp",
+        FieldType::Instant => "instant (ISO-8601 UTC)",
     }
 }
 

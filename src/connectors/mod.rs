@@ -24,6 +24,7 @@ pub mod file;
 pub mod kafka;
 pub mod kinesis;
 pub mod part_files;
+pub mod postgres;
 pub mod s3;
 pub mod stdout;
 

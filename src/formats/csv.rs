@@ -5,7 +5,7 @@
 //! is empty or has a character below `-` (space, quote, comma, control characters…), as Jackson's loose quoting
 //! check does; so a timestamp, which has a space, is always quoted: `42.125,"2026-12-01 08:01:00"`.
 
-use taxiflow_dataflows::calendar::format_local_date_time;
+use taxiflow_dataflows::calendar::{format_instant, format_local_date_time};
 use taxiflow_dataflows::output::{FieldType, OutputSchema, Row, Value};
 
 /// Appends `row` as one CSV line (with its LF) to `out`, without the fields at the indices of `skip` (a part
@@ -21,10 +21,15 @@ pub fn write_skipping(schema: &OutputSchema, row: &Row, skip: &[usize], out: &mu
         }
         first = false;
         match (value, field.ty) {
-            (Value::Null, _) => {}
+            (Value::Null | Value::Absent, _) => {}
             (Value::Int(ms), FieldType::LocalTimestamp) => {
                 let mut text = String::with_capacity(24);
                 format_local_date_time(*ms, ' ', &mut text);
+                quoted(&text, out);
+            }
+            (Value::Int(ms), FieldType::Instant) => {
+                let mut text = String::with_capacity(24);
+                format_instant(*ms, &mut text);
                 quoted(&text, out);
             }
             (Value::Int(i), _) => out.push_str(itoa::Buffer::new().format(*i)),

@@ -1,9 +1,10 @@
 //! Rows as JSON documents: the fields of the schema in order, as the table of
 //! `taxiflow_dataflows::output::FieldType` says (integers, shortest round-trip doubles as `serde_json` writes them,
 //! `"NaN"`/`"Infinity"`/`"-Infinity"` for non-finite doubles, local timestamps as `yyyy-MM-ddTHH:mm:ss[.SSS]`),
-//! optionally preceded by `_index` and `_id`. Null fields are `null`, or left out where the field says so.
+//! optionally preceded by `_index` and `_id` (not for outputs without an envelope, whose rows are messages of their
+//! own format); instants as ISO-8601 UTC text with milliseconds. Null fields are `null`, or left out where the field says so.
 
-use taxiflow_dataflows::calendar::format_local_date_time;
+use taxiflow_dataflows::calendar::{format_instant, format_local_date_time};
 use taxiflow_dataflows::output::{FieldType, OutputSchema, Row, Value};
 
 /// Which members a document has besides the fields.
@@ -44,11 +45,11 @@ pub fn write_skipping(schema: &OutputSchema, row: &Row, shape: Shape, skip: &[us
         string(name, out);
         out.push(b':');
     };
-    if shape.index {
+    if shape.index && schema.envelope {
         key(out, "_index");
         string(schema.name, out);
     }
-    if shape.id && schema.id {
+    if shape.id && schema.id && schema.envelope {
         key(out, "_id");
         string(&row.id, out);
     }
@@ -56,12 +57,17 @@ pub fn write_skipping(schema: &OutputSchema, row: &Row, shape: Shape, skip: &[us
         if skip.contains(&i) {
             continue;
         }
-        if *value == Value::Null && field.omit_null {
+        if *value == Value::Absent || (*value == Value::Null && field.omit_null) {
             continue;
         }
         key(out, field.name);
         match (value, field.ty) {
-            (Value::Null, _) => out.extend_from_slice(b"null"),
+            (Value::Null | Value::Absent, _) => out.extend_from_slice(b"null"),
+            (Value::Int(ms), FieldType::Instant) => {
+                let mut text = String::with_capacity(24);
+                format_instant(*ms, &mut text);
+                string(&text, out);
+            }
             (Value::Int(ms), FieldType::LocalTimestamp) => {
                 let mut text = String::with_capacity(24);
                 format_local_date_time(*ms, 'T', &mut text);

@@ -21,12 +21,12 @@ pub fn message_type(schema: &OutputSchema, skip: &[usize]) -> String {
         let repetition = if field.nullable { "optional" } else { "required" };
         let ty = match field.ty {
             FieldType::Keyword | FieldType::Text | FieldType::StoredText | FieldType::GeoPoint { .. } => "binary",
-            FieldType::Long | FieldType::EpochMillis | FieldType::LocalTimestamp => "int64",
+            FieldType::Long | FieldType::EpochMillis | FieldType::Instant | FieldType::LocalTimestamp => "int64",
             FieldType::Double => "double",
         };
         let logical = match field.ty {
             FieldType::Keyword | FieldType::Text | FieldType::StoredText | FieldType::GeoPoint { .. } => " (STRING)",
-            FieldType::EpochMillis => " (TIMESTAMP(MILLIS,true))",
+            FieldType::EpochMillis | FieldType::Instant => " (TIMESTAMP(MILLIS,true))",
             FieldType::LocalTimestamp => " (TIMESTAMP(MILLIS,false))",
             FieldType::Long | FieldType::Double => "",
         };
@@ -52,21 +52,21 @@ pub fn encode_skipping(schema: &OutputSchema, rows: &[&Row], skip: &[usize]) -> 
     for (index, field) in columns(schema, skip) {
         let mut column = group.next_column()?.context("a column per field")?;
         let values = rows.iter().map(|r| r.value(index));
-        let levels: Vec<i16> = values.clone().map(|v| i16::from(*v != Value::Null)).collect();
+        let levels: Vec<i16> = values.clone().map(|v| i16::from(!v.is_null())).collect();
         let levels = field.nullable.then_some(levels.as_slice());
         let mismatch = || anyhow::anyhow!("parquet: field {} holds a value of another type", field.name);
         match field.ty {
             FieldType::Double => {
-                let data = values.filter(|v| **v != Value::Null).map(|v| if let Value::Float(f) = v { Ok(*f) } else { Err(mismatch()) }).collect::<anyhow::Result<Vec<f64>>>()?;
+                let data = values.filter(|v| !v.is_null()).map(|v| if let Value::Float(f) = v { Ok(*f) } else { Err(mismatch()) }).collect::<anyhow::Result<Vec<f64>>>()?;
                 column.typed::<DoubleType>().write_batch(&data, levels, None)?;
             }
-            FieldType::Long | FieldType::EpochMillis | FieldType::LocalTimestamp => {
-                let data = values.filter(|v| **v != Value::Null).map(|v| if let Value::Int(i) = v { Ok(*i) } else { Err(mismatch()) }).collect::<anyhow::Result<Vec<i64>>>()?;
+            FieldType::Long | FieldType::EpochMillis | FieldType::Instant | FieldType::LocalTimestamp => {
+                let data = values.filter(|v| !v.is_null()).map(|v| if let Value::Int(i) = v { Ok(*i) } else { Err(mismatch()) }).collect::<anyhow::Result<Vec<i64>>>()?;
                 column.typed::<Int64Type>().write_batch(&data, levels, None)?;
             }
             _ => {
                 let data = values
-                    .filter(|v| **v != Value::Null)
+                    .filter(|v| !v.is_null())
                     .map(|v| if let Value::Str(s) = v { Ok(ByteArray::from(s.as_bytes().to_vec())) } else { Err(mismatch()) })
                     .collect::<anyhow::Result<Vec<ByteArray>>>()?;
                 column.typed::<ByteArrayType>().write_batch(&data, levels, None)?;

@@ -3,7 +3,7 @@
 //! row sinks write.
 
 use serde::{Deserialize, Serialize};
-use taxiflow_dataflows::output::{Row, Value};
+use taxiflow_dataflows::output::{dead_letter_row, Origin, Row};
 
 /// One dead letter (the file sink writes it as a JSON line to `DIR/dead_letter.jsonl`).
 ///
@@ -37,34 +37,10 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// The dead letter's own id: `source@offset` for input records, `rejected:<document id>` for refused
-    /// documents.
-    pub fn key(&self) -> String {
-        match &self.document_id {
-            Some(id) => format!("rejected:{id}"),
-            None => format!("{}@{}", self.source, self.offset),
-        }
-    }
-
     /// The row of the dead-letter output (index `output` of the run's outputs), sorted by offset and keyed by
-    /// [`Self::key`].
+    /// `source@offset` (`rejected:<document id>` for refused documents; [`dead_letter_row`]).
     pub fn into_row(self, output: u16) -> Row {
-        let optional = |v: Option<u64>| v.map_or(Value::Null, |v| Value::Int(v as i64));
-        Row {
-            output,
-            id: self.key(),
-            order: self.offset as i64,
-            window: None,
-            values: vec![
-                Value::Str(self.reason),
-                Value::Str(self.source),
-                Value::Int(self.line as i64),
-                Value::Int(self.offset as i64),
-                Value::Str(self.record),
-                optional(self.event_time),
-                optional(self.watermark),
-                self.document_id.map_or(Value::Null, Value::Str),
-            ],
-        }
+        let origin = Origin { source: self.source, line: self.line, offset: self.offset, record: self.record };
+        dead_letter_row(output, self.reason, origin, self.event_time, self.watermark, self.document_id)
     }
 }

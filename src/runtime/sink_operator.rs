@@ -66,7 +66,9 @@ impl SinkWriter {
     /// Writes the rows released at dataflow time `time` sorted by (`order`, `id`), so files do not depend on the
     /// number of workers.
     pub fn write_sorted(&mut self, time: Time, mut rows: Vec<Row>) {
-        rows.sort_unstable_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
+        // Stable: rows with the same order and id (an alert and its revoke in one ms) keep the order the job's
+        // operator emitted them in (one worker's, over one channel).
+        rows.sort_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
         for row in &rows {
             if self.error.is_some() {
                 return;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use taxiflow_dataflows::epoch::{time, CheckpointPart, Time};
 use taxiflow_dataflows::job::{Decoded, EventTime, Job};
+use taxiflow_dataflows::output::Origin;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -60,11 +61,17 @@ impl<R: EventTime> SourceBatch<R> {
     pub fn accept<'a>(&mut self, decoded: Result<Decoded<R>, String>, clock: &mut PartitionWatermark, floor: u64, raw: &[u8], at: impl FnOnce() -> Position<'a>) {
         self.counts.records_read += 1;
         match decoded {
-            Ok(Decoded::Record(record)) => {
+            Ok(Decoded::Record(mut record)) => {
                 self.counts.records += 1;
                 let t = record.event_time();
                 match clock.observe_record(t) {
-                    Ok(()) if clock.due(t) >= floor => self.records.push(record),
+                    Ok(()) if clock.due(t) >= floor => {
+                        if R::KEEPS_ORIGIN {
+                            let at = at();
+                            record.set_origin(Origin { source: at.source.into_owned(), line: at.line, offset: at.offset, record: String::from_utf8_lossy(raw).into_owned() });
+                        }
+                        self.records.push(record)
+                    }
                     result => {
                         // Behind the partition's watermark, or (an idle partition that resumed) behind the
                         // frontier other partitions already passed.
@@ -213,6 +220,16 @@ impl<R: 'static> SourceOutputs<R> {
             *read += batch.counts.records_read;
         }
         *self.counts.borrow_mut() += std::mem::take(&mut batch.counts);
+    }
+
+    /// How many records to read in one activation: `default`, or with `--source-rate-limit` at most a tenth of a
+    /// second's worth (at least 1), so that a paced source sends, moves its watermark and cuts its epochs in small
+    /// steps instead of a large batch followed by a long pause.
+    pub fn batch_limit(&self, default: usize) -> usize {
+        match self.rate_limit {
+            Some((rate, _, _)) => default.min(((rate / 10.0) as usize).max(1)),
+            None => default,
+        }
     }
 
     /// Moves progress to `frontier` (watermark + 1) if that is later than the capability.

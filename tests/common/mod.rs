@@ -7,6 +7,7 @@ pub mod crash;
 pub mod kafka_broker;
 pub mod kinesis;
 pub mod opensearch;
+pub mod postgres;
 pub mod s3;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
-//! The jobs, one folder each: [`taxi`] (NYC taxi hot spots and airport trip durations) and [`ticker`] (average
-//! price per ticker into S3), and the event-time flags they share ([`WindowArgs`]).
+//! The jobs, one folder each: [`taxi`] (NYC taxi hot spots and airport trip durations), [`ticker`] (average
+//! price per ticker into S3) and [`alerts`] (device alerts from rules), and the event-time flags they share ([`WindowArgs`]).
 
+pub mod alerts;
 pub mod taxi;
 pub mod ticker;
 

@@ -25,7 +25,7 @@ fn field_mapping(ty: FieldType) -> Value {
         FieldType::GeoPoint { raw: true } => json!({"type": "geo_point", "fields": {"raw": {"type": "keyword"}}}),
         FieldType::Long => json!({"type": "long"}),
         FieldType::Double => json!({"type": "double"}),
-        FieldType::EpochMillis | FieldType::LocalTimestamp => json!({"type": "date"}),
+        FieldType::EpochMillis | FieldType::Instant | FieldType::LocalTimestamp => json!({"type": "date"}),
     }
 }
 

@@ -278,7 +278,7 @@ pub fn file_source<'s, J: Job>(scope: Scope<'s, Time>, splits: Vec<Split<J::Form
         let mut ended = false;
         if let Some(reader) = p.reader.as_mut() {
             let format = &p.split.file.format;
-            for _ in 0..LINES_PER_ACTIVATION {
+            for _ in 0..outputs.batch_limit(LINES_PER_ACTIVATION) {
                 let offset = match reader.next_line() {
                     Ok(Some(offset)) => offset,
                     Ok(None) => {

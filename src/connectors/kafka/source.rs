@@ -302,7 +302,8 @@ pub fn kafka_source<'s, J: Job>(scope: Scope<'s, Time>, options: KafkaSourceOpti
         let Some(floor) = outputs.floor() else { return };
         let mut batch = SourceBatch::default();
         let mut received = 0;
-        while received < MESSAGES_PER_ACTIVATION {
+        let limit = outputs.batch_limit(MESSAGES_PER_ACTIVATION);
+        while received < limit {
             match consumer.poll(Duration::ZERO) {
                 None => break,
                 Some(Err(e)) => {

@@ -167,7 +167,7 @@ impl Layout {
             let segment = match column {
                 Column::Field(name, at) => {
                     let value = match row.value(*at) {
-                        Value::Null => DEFAULT_PARTITION.to_string(),
+                        Value::Null | Value::Absent => DEFAULT_PARTITION.to_string(),
                         Value::Str(s) => escape_partition_value(s),
                         Value::Int(i) => i.to_string(),
                         Value::Float(f) => escape_partition_value(&crate::formats::java_double::to_string(*f)),

@@ -34,6 +34,7 @@ pub fn schemas() -> Vec<OutputSchema> {
             id: true,
             event_time: Some("timestamp"),
             partition_by: Vec::new(),
+            envelope: true,
         },
         OutputSchema {
             name: TRIP_DURATION_INDEX,
@@ -48,6 +49,7 @@ pub fn schemas() -> Vec<OutputSchema> {
             id: true,
             event_time: Some("timestamp"),
             partition_by: Vec::new(),
+            envelope: true,
         },
     ]
 }

@@ -160,6 +160,7 @@ impl Job for TickerJob {
             id: true,
             event_time: Some("event_time"),
             partition_by: vec!["ticker"],
+            envelope: true,
         }]
     }
 

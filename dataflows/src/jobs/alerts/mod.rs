@@ -1,0 +1,214 @@
+//! The alert job (`taxiflow run alerts`, `docs/jobs/alerts.md`): the AWS blog's Flink SQL application on Kinesis
+//! Data Analytics that matches a manufacturer's device events against rules kept in PostgreSQL and raises and
+//! revokes alerts on an alert topic.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`event`] | the JSON device events (§1), decoded strictly |
+//! | [`rules`] | rows of `alert_rule` validated into rules (§2) |
+//! | [`machine`] | the per-(device, rule) state machine of both templates (§2) and `alert_id` (§4) |
+//! | [`operator`] | the keyed operator: event order per device, redeliveries, checkpoints |
+//! | [`generator`] | a seeded stream of device events for every path of the blog's rules |
+//!
+//! Event time: `Param.Timestamp`. Watermark per partition: max event time − `--max-out-of-orderness` (default 5 s)
+//! − 1 ms (Flink's bounded out-of-orderness). Lateness is record-level: an event at or behind its partition's
+//! watermark is late. Device settings (`device_sla`, §3) are the connector's snapshot of the table, given to the
+//! job at start ([`SlaTable`]).
+
+pub mod event;
+pub mod generator;
+pub mod machine;
+pub mod operator;
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use timely::dataflow::StreamVec;
+
+use crate::epoch::{Recovery, Time};
+use crate::job::{Counters, Job, JobInfo, JobStreams, Lateness, WatermarkStrategy};
+use crate::output::{Field, FieldType, OutputSchema, Row, Value};
+use event::{DeviceEvent, DeviceEventJson};
+use machine::Step;
+use rules::Rule;
+
+/// Flags of the alerts job.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct AlertsArgs {
+    /// The rules: a PostgreSQL database with the table alert_rule, postgresql://USER@HOST:PORT/DB (password from
+    /// the URL or PGPASSWORD; TLS by ?sslmode=require). Required by the alerts job.
+    #[arg(long, value_name = "URL")]
+    pub rules: Option<String>,
+    /// The device settings: a PostgreSQL database with the table device_sla (default: none, so every alert has
+    /// null info and overrides and delay_ms 0).
+    #[arg(long, value_name = "URL")]
+    pub sla: Option<String>,
+}
+
+/// One row of `device_sla` (§3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sla {
+    /// `info`.
+    pub info: Option<String>,
+    /// `overrides`.
+    pub overrides: Option<String>,
+    /// `delay_ms`, ms (a negative value is read as 0, with a warning, by whoever builds the table).
+    pub delay_ms: u64,
+}
+
+/// Device settings by `device_id` (the LEFT lookup of §3: a device without a row has null `info` and `overrides`
+/// and `delay_ms` 0).
+pub type SlaTable = BTreeMap<i64, Sla>;
+
+/// Name of the job's output (the alert topic; `alerts.jsonl` of a file sink).
+pub const ALERTS: &str = "alerts";
+
+/// Index of the `duplicates` counter ([`AlertsJob::counters`]).
+pub const DUPLICATES: usize = 0;
+
+/// The alert job with its settings.
+#[derive(Clone, Debug)]
+pub struct AlertsJob {
+    /// The enabled rules of `alert_rule`, ordered by `rule_id`.
+    pub rules: Arc<Vec<Rule>>,
+    /// The device settings.
+    pub sla: Arc<SlaTable>,
+    /// `--max-out-of-orderness`, ms (default 5 s).
+    pub bound_ms: u64,
+}
+
+impl AlertsJob {
+    /// The job of `rules` and `sla` with the event-time flags: `--max-out-of-orderness` sets the bound; the job has
+    /// no windows.
+    ///
+    /// # Errors
+    /// `--window` given, or a bad `--max-out-of-orderness`.
+    pub fn new(rules: Vec<Rule>, sla: SlaTable, window: &super::WindowArgs) -> Result<AlertsJob, String> {
+        if window.window.is_some() {
+            return Err("--window: the alerts job has no windows (see docs/jobs/alerts.md)".to_string());
+        }
+        Ok(AlertsJob { rules: Arc::new(rules), sla: Arc::new(sla), bound_ms: window.bound_ms()?.unwrap_or(5_000) })
+    }
+}
+
+/// The output's fields: the union of the `alert` and `revoke` messages of §4, in their order; a message of one
+/// kind has the other's fields [`Value::Absent`].
+fn fields() -> Vec<Field> {
+    vec![
+        Field::required("type", FieldType::Keyword),
+        Field::required("alert_id", FieldType::Keyword),
+        Field::required("rule_id", FieldType::Long),
+        Field::required("alert_type", FieldType::Keyword),
+        Field::nullable("priority", FieldType::Long),
+        Field::required("device", FieldType::Long),
+        Field::nullable("alert_time", FieldType::Instant),
+        Field::nullable("fault_time", FieldType::Instant),
+        Field::nullable("trigger_event_id", FieldType::Keyword),
+        Field::nullable("fault_event_id", FieldType::Keyword),
+        Field::nullable("info", FieldType::Text),
+        Field::nullable("overrides", FieldType::Text),
+        Field::nullable("delay_ms", FieldType::Long),
+        Field::nullable("revoke_time", FieldType::Instant),
+        Field::nullable("revoke_event_id", FieldType::Keyword),
+    ]
+}
+
+/// Appends the rows of the messages of `step` (revoke first, §2's order) of `device` under `rule` to `out`.
+pub fn message_rows(job: &AlertsJob, rule: &Rule, device: i64, step: Step, out: &mut Vec<Row>) {
+    let text = |s: &str| Value::Str(s.to_string());
+    if let Some(r) = step.revoked {
+        let mut values = vec![Value::Absent; 15];
+        values[0] = text("revoke");
+        values[1] = text(&r.alert_id);
+        values[2] = Value::Int(i64::from(rule.rule_id));
+        values[3] = text(&rule.alert_type);
+        values[5] = Value::Int(device);
+        values[13] = Value::Int(r.revoke_time as i64);
+        values[14] = Value::Str(r.revoke_event_id);
+        out.push(Row { output: 0, id: r.alert_id, order: r.revoke_time as i64, window: None, values });
+    }
+    if let Some(a) = step.raised {
+        let none = Sla::default();
+        let sla = job.sla.get(&device).unwrap_or(&none);
+        let optional = |v: &Option<String>| v.as_deref().map_or(Value::Null, text);
+        let mut values = vec![Value::Absent; 15];
+        values[0] = text("alert");
+        values[1] = text(&a.alert_id);
+        values[2] = Value::Int(i64::from(rule.rule_id));
+        values[3] = text(&rule.alert_type);
+        values[4] = Value::Int(i64::from(rule.priority));
+        values[5] = Value::Int(device);
+        values[6] = Value::Int(a.alert_time as i64);
+        values[7] = Value::Int(a.fault.time as i64);
+        values[8] = Value::Str(a.trigger_event_id);
+        values[9] = Value::Str(a.fault.id);
+        values[10] = optional(&sla.info);
+        values[11] = optional(&sla.overrides);
+        values[12] = Value::Int(sla.delay_ms as i64);
+        out.push(Row { output: 0, id: a.alert_id, order: a.alert_time as i64, window: None, values });
+    }
+}
+
+impl Job for AlertsJob {
+    type Record = DeviceEvent;
+    type Format = DeviceEventJson;
+
+    fn info() -> JobInfo {
+        JobInfo {
+            name: "alerts",
+            summary: "device events matched against rules from PostgreSQL: alerts and revokes per device (AWS blog: Flink SQL on Kinesis Data Analytics, MSK → MSK)",
+            inputs: "JSON device events {\"Message\", \"Param\": {\"ErrCode\", \"Timestamp\", \"ID\"}, \"DeviceNumber\"}",
+            defaults: "--rules and --sla postgresql://…; watermark max event time − 5s − 1ms (--max-out-of-orderness), record-level lateness",
+            docs: "docs/jobs/alerts.md",
+        }
+    }
+
+    /// Rules and device settings are not part of the identity: a restart after a rule change resumes the
+    /// checkpoint (states of removed rules are dropped), as the reference's daily restart applies new rules.
+    fn identity(&self) -> String {
+        format!("alerts bound_ms={}", self.bound_ms)
+    }
+
+    fn watermarks(&self) -> WatermarkStrategy {
+        WatermarkStrategy::BoundedOutOfOrderness { bound_ms: self.bound_ms }
+    }
+
+    fn lateness(&self) -> Lateness {
+        Lateness::Record
+    }
+
+    fn stream_format(&self) -> Result<DeviceEventJson, String> {
+        Ok(DeviceEventJson)
+    }
+
+    fn file_format(&self, _first_line: Option<&[u8]>) -> Result<DeviceEventJson, String> {
+        Ok(DeviceEventJson)
+    }
+
+    fn outputs(&self) -> Vec<OutputSchema> {
+        vec![OutputSchema {
+            name: ALERTS,
+            description: "alert and revoke messages (docs/jobs/alerts.md §4), keyed by alert_id",
+            fields: fields(),
+            id: true,
+            event_time: None,
+            partition_by: Vec::new(),
+            envelope: false,
+        }]
+    }
+
+    fn record_noun(&self) -> &'static str {
+        "events"
+    }
+
+    fn counters(&self) -> &'static [&'static str] {
+        &["duplicates"]
+    }
+
+    fn build<'s>(&self, records: StreamVec<'s, Time, DeviceEvent>, recovery: &Recovery, counters: &Counters) -> JobStreams<'s> {
+        let dead_letter = self.outputs().len() as u16;
+        let (rows, checkpoint_parts) = operator::alert_rows(records, self, recovery, dead_letter, counters);
+        JobStreams { rows, checkpoint_parts }
+    }
+}

@@ -1,0 +1,194 @@
+//! The alert operator: device events → alert and revoke rows (and `duplicate` dead letters), keyed by device.
+//!
+//! # Shape
+//! `StreamVec<Time, DeviceEvent>` → `StreamVec<Time, Row>` (+ checkpoint parts). Events are exchanged by the hash of
+//! `DeviceNumber` and wait in a map ordered by `(time, ID, device)`; once the input frontier's event time passes an
+//! event's time (every earlier event of its device has arrived: lateness is record-level), the events are
+//! evaluated in that order — for each device in event order `(time, ID)`, as `docs/jobs/alerts.md` §1 requires —
+//! through every rule's state machine ([`super::machine`]). Messages travel at their event time, so the sink
+//! releases them when the frontier passes it. A second event with the same `(time, ID)` of a device while the first
+//! is pending is a redelivery: a `duplicate` dead letter at the event's own timestamp.
+//!
+//! # Checkpoints
+//! As Flink's aligned checkpoints hold back records behind a barrier, an event of an epoch beyond the one being
+//! filled (`done + 1`) is not evaluated (nor anything after it in event order) until the epochs before it are
+//! complete: so the state sent for epoch `e` — the rule states and the pending events of epochs `≤ e` — holds
+//! exactly the effects of the input of epochs `≤ e`, and the messages of every evaluation it reflects travel at
+//! epochs `≤ e` (acknowledged before the checkpoint is written). Restore keeps the entries whose device hash routes
+//! to this instance (any `-w`/`-n`) and drops the states of rules that no longer exist.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::StreamVec;
+
+use super::event::DeviceEvent;
+use super::machine::{step, RuleState};
+use super::{message_rows, AlertsJob, DUPLICATES};
+use crate::epoch::{completed_epoch, event_time_frontier, time, CheckpointPart, Recovery, Time};
+use crate::job::Counters;
+use crate::output::{dead_letter_row, Origin, Row};
+use crate::window::aggregate::key_hash;
+
+/// Name of the operator's checkpoint parts.
+pub const OPERATOR: &str = "alerts.rules";
+
+/// The checkpointed state of one instance.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct AlertState {
+    /// (device, rule_id) → its state machine, non-empty states only.
+    machines: Vec<((i64, i32), RuleState)>,
+    /// Events read in epochs `≤ e` and not evaluated yet.
+    pending: Vec<DeviceEvent>,
+}
+
+/// Pending events in evaluation order: `(time, ID, device)` → (epoch read in, event).
+type Pending = BTreeMap<(u64, String, i64), (u64, DeviceEvent)>;
+
+/// Builds the operator (see the module documentation); `dead_letter` is the run's dead-letter output index.
+///
+/// # Panics
+/// A checkpoint part of this operator that does not deserialize (the store verified its checksum, so it is
+/// another job's state).
+pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob, recovery: &Recovery, dead_letter: u16, counters: &Counters) -> (StreamVec<'s, Time, Row>, StreamVec<'s, Time, CheckpointPart>) {
+    let scope = events.scope();
+    let (index, peers) = (scope.index() as u64, scope.peers() as u64);
+    let job = job.clone();
+    let counters = counters.clone();
+    let mut machines: HashMap<(i64, i32), RuleState> = HashMap::default();
+    let mut pending: Pending = BTreeMap::new();
+    for bytes in recovery.windows.get(OPERATOR).into_iter().flatten() {
+        let part: AlertState = bincode::deserialize(bytes).unwrap_or_else(|e| panic!("checkpointed state of {OPERATOR} does not match this job: {e}"));
+        for ((device, rule), state) in part.machines {
+            if key_hash(&device) % peers == index && job.rules.iter().any(|r| r.rule_id == rule) {
+                machines.insert((device, rule), state);
+            }
+        }
+        for event in part.pending {
+            if key_hash(&event.device) % peers == index {
+                pending.insert((event.time, event.id.clone(), event.device), (0, event));
+            }
+        }
+    }
+    let checkpointing = recovery.enabled;
+    let start_epoch = recovery.start_epoch;
+
+    let mut builder = OperatorBuilder::new("alerts".to_owned(), scope);
+    let mut input = builder.new_input(events, Exchange::new(|e: &DeviceEvent| key_hash(&e.device)));
+    let (rows_output, rows) = builder.new_output::<Vec<Row>>();
+    let (parts_output, parts) = builder.new_output::<Vec<CheckpointPart>>();
+    let mut rows_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Row>>>::from(rows_output);
+    let mut parts_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<CheckpointPart>>>::from(parts_output);
+    builder.build(move |mut capabilities| {
+        let mut parts_cap = capabilities.pop();
+        let mut floor_cap = capabilities.pop();
+        let start = time(0, start_epoch);
+        for cap in floor_cap.iter_mut().chain(parts_cap.iter_mut()) {
+            cap.downgrade(&start);
+        }
+        if !checkpointing {
+            parts_cap = None;
+        }
+        let mut done = start_epoch - 1;
+        move |frontiers| {
+            let frontier = frontiers[0].frontier();
+            // Take the input: a pending (time, ID) of the device again is a redelivery.
+            {
+                let mut output = rows_output.activate();
+                input.for_each_time(|cap, batches| {
+                    let epoch = cap.time().inner;
+                    let mut duplicates = Vec::new();
+                    for batch in batches {
+                        for event in batch.drain(..) {
+                            match pending.entry((event.time, event.id.clone(), event.device)) {
+                                std::collections::btree_map::Entry::Occupied(_) => {
+                                    let origin = event.origin.map_or_else(|| Origin { source: String::new(), line: 0, offset: 0, record: String::new() }, |o| *o);
+                                    duplicates.push(dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(event.time), None, None));
+                                }
+                                std::collections::btree_map::Entry::Vacant(slot) => {
+                                    slot.insert((epoch, event));
+                                }
+                            }
+                        }
+                    }
+                    if !duplicates.is_empty() {
+                        counters.add(DUPLICATES, duplicates.len() as u64);
+                        let cap = cap.retain(0);
+                        output.session(&cap).give_iterator(duplicates.into_iter());
+                    }
+                });
+            }
+            // Checkpoint parts of the epochs this activation completed, before anything of a later epoch is evaluated.
+            if let (Some(cap), Some(completed)) = (&parts_cap, completed_epoch(frontier)) {
+                if !frontier.is_empty() && completed > done {
+                    let mut output = parts_output.activate();
+                    for e in done + 1..=completed {
+                        let part = CheckpointPart::Window { operator: OPERATOR.to_string(), worker: index as usize, state: snapshot(&machines, &pending, e) };
+                        output.session(&cap.delayed(&time(0, e))).give(part);
+                    }
+                    done = completed;
+                }
+            }
+            // At the end every epoch is complete.
+            let limit = if frontier.is_empty() { u64::MAX } else { done + 1 };
+            // Evaluate, in event order, every event the event-time frontier has passed, up to the first of an epoch
+            // beyond the one being filled.
+            let passed = event_time_frontier(frontier).unwrap_or(u64::MAX);
+            if let Some(floor) = &floor_cap {
+                let mut output = rows_output.activate();
+                while let Some(entry) = pending.first_entry() {
+                    let (t, _, _) = *entry.key();
+                    if t >= passed || entry.get().0 > limit {
+                        break;
+                    }
+                    let (_, event) = entry.remove();
+                    let mut messages = Vec::new();
+                    for rule in job.rules.iter() {
+                        let key = (event.device, rule.rule_id);
+                        let state = machines.entry(key).or_default();
+                        let s = step(rule, state, &event);
+                        if state.is_empty() {
+                            machines.remove(&key);
+                        }
+                        message_rows(&job, rule, event.device, s, &mut messages);
+                    }
+                    if !messages.is_empty() {
+                        output.session(&floor.delayed(&time(t, done + 1))).give_iterator(messages.into_iter());
+                    }
+                }
+            }
+            if frontier.is_empty() {
+                if let Some(cap) = parts_cap.take() {
+                    let part = CheckpointPart::Window { operator: OPERATOR.to_string(), worker: index as usize, state: snapshot(&machines, &pending, u64::MAX) };
+                    parts_output.activate().session(&cap.delayed(&time(0, done + 1))).give(part);
+                }
+                floor_cap = None;
+            } else {
+                let hold = pending.first_key_value().map_or(passed, |((t, _, _), _)| (*t).min(passed));
+                let target = time(hold, done + 1);
+                if let Some(cap) = floor_cap.as_mut().filter(|c| *c.time() != target) {
+                    cap.downgrade(&target);
+                }
+                if let Some(cap) = parts_cap.as_mut().filter(|c| c.time().inner != done + 1) {
+                    cap.downgrade(&time(0, done + 1));
+                }
+            }
+        }
+    });
+    (rows, parts)
+}
+
+/// The state of epoch `e`: every rule state, and the pending events read in epochs `≤ e`.
+fn snapshot(machines: &HashMap<(i64, i32), RuleState>, pending: &Pending, e: u64) -> Vec<u8> {
+    let mut state = AlertState {
+        machines: machines.iter().map(|(k, v)| (*k, v.clone())).collect(),
+        pending: pending.values().filter(|(epoch, _)| *epoch <= e).map(|(_, event)| DeviceEvent { origin: None, ..event.clone() }).collect(),
+    };
+    state.machines.sort_by_key(|(k, _)| *k);
+    bincode::serialize(&state).expect("alert state serializes")
+}
