@@ -4,6 +4,7 @@
 
 use taxiflow_dataflows::job::JobInfo;
 use taxiflow_dataflows::jobs::alerts::{AlertsArgs, AlertsJob};
+use taxiflow_dataflows::jobs::dispatch::DispatchJob;
 use taxiflow_dataflows::jobs::taxi::{TaxiArgs, TaxiJob};
 use taxiflow_dataflows::jobs::ticker::TickerJob;
 use taxiflow_dataflows::jobs::WindowArgs;
@@ -105,6 +106,18 @@ pub const JOBS: &[JobEntry] = &[
         bundled_inputs: false,
         outputs: || AlertsJob::new(Vec::new(), Default::default(), &WindowArgs::default()).expect("the default settings are valid").outputs(),
         run: |args, invocation| run_job(alerts_job(&args.alerts, &args.window)?, invocation),
+    },
+    JobEntry {
+        info: DispatchJob::info,
+        flags: &[],
+        bundled_inputs: false,
+        outputs: || DispatchJob.outputs(),
+        run: |_, invocation| {
+            if invocation.checkpoint.is_some() {
+                anyhow::bail!("--checkpoint-dir: the dispatch job does not take checkpoints yet (docs/jobs/dispatch.md)");
+            }
+            run_job(DispatchJob, invocation)
+        },
     },
 ];
 

@@ -289,3 +289,95 @@ fn killed_ten_times_with_checkpoints_equals_an_uninterrupted_run() {
     assert_same_lines(&got.join("\n"), &want.join("\n"), "the messages after 10 kills");
     assert_same_lines(&dead_letters(&out), &records_of(&expected_dead), "every dead letter once");
 }
+
+/// The expected dispatch messages of alert-topic files, from `scripts/dispatch_reference.py`.
+fn dispatch_reference(inputs: &[PathBuf]) -> String {
+    let output = Command::new("python3").arg(common::root().join("scripts/dispatch_reference.py")).args(inputs).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn run_dispatch(input: &Path, workers: usize, out: &Path) -> std::process::Output {
+    common::run_to_dir(&["dispatch", "--input", input.to_str().unwrap(), "-w", &workers.to_string()], out)
+}
+
+#[test]
+fn dispatch_of_generated_alerts_equals_the_reference_with_one_to_three_workers() {
+    let pg = configured();
+    // Long delays for two devices, so that many of their alerts are revoked before they are due.
+    pg.sql("INSERT INTO device_sla SELECT d, 'd' || d, NULL, 45000 FROM generate_series(10, 40) d");
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    generate(&events, 60_000, 150, 23);
+    let alerts_out = dir.path().join("alerts");
+    run_alerts(&pg, std::slice::from_ref(&events), 2, &alerts_out);
+    let alerts = alerts_out.join("alerts.jsonl");
+    let expected = dispatch_reference(std::slice::from_ref(&alerts));
+    for kind in ["\"reason\":\"revoked\"", "\"reason\":\"superseded\"", "\"type\":\"dispatch\"", "\"info\":\"d1"] {
+        assert!(expected.contains(kind), "the alerts exercise {kind}");
+    }
+    for w in [1, 2, 3] {
+        let out = dir.path().join(format!("dispatch-{w}"));
+        run_dispatch(&alerts, w, &out);
+        let got = std::fs::read_to_string(out.join("dispatch.jsonl")).unwrap();
+        assert_same_lines(&got, &expected, &format!("dispatch -w {w}"));
+    }
+}
+
+#[test]
+fn dispatch_scenarios_delay_deduplicate_override_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("alerts.jsonl");
+    let at = |s: u32| format!("2026-03-02T08:00:{s:02}.000Z");
+    let alert = |id: &str, device: i64, priority: i64, s: u32, delay: u64| {
+        format!("{{\"type\":\"alert\",\"alert_id\":\"{id}\",\"rule_id\":1,\"alert_type\":\"T{priority}\",\"priority\":{priority},\"device\":{device},\"alert_time\":\"{}\",\"fault_time\":\"{}\",\"trigger_event_id\":\"t\",\"fault_event_id\":\"f\",\"info\":\"i-{id}\",\"overrides\":null,\"delay_ms\":{delay}}}", at(s), at(s))
+    };
+    let revoke = |id: &str, device: i64, s: u32| format!("{{\"type\":\"revoke\",\"alert_id\":\"{id}\",\"rule_id\":1,\"alert_type\":\"T\",\"device\":{device},\"revoke_time\":\"{}\",\"revoke_event_id\":\"r\"}}", at(s));
+    let lines = [
+        // Device 1: revoked within its delay: never sent.
+        alert("a1", 1, 5, 0, 5000),
+        // Device 2: a higher priority supersedes, its revoke re-dispatches the lower one.
+        alert("l2", 2, 5, 1, 0),
+        alert("h2", 2, 8, 2, 0),
+        revoke("a1", 1, 3),
+        revoke("h2", 2, 4),
+        // Device 3: one millisecond revokes both open alerts: no transient dispatch of the second.
+        alert("x3", 3, 8, 5, 0),
+        alert("y3", 3, 5, 5, 0),
+        // Device 4: a tie of priority and alert_time: the smaller alert_id; a redelivery is a duplicate.
+        alert("q4", 4, 5, 6, 0),
+        alert("p4", 4, 5, 6, 0),
+        alert("p4", 4, 5, 6, 0),
+        revoke("x3", 3, 7),
+        revoke("y3", 3, 7),
+        "{\"type\":\"watermark\",\"watermark\":\"2026-03-02T08:00:07.000Z\"}".to_string(),
+        // Device 5: a delay of 2 s, dispatched at alert_time + delay_ms (after the input's end, at the end).
+        alert("d5", 5, 1, 8, 2000),
+    ];
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("out");
+    let output = run_dispatch(&input, 2, &out);
+    let dispatch = |id: &str, device: i64, priority: i64, s: u32| format!("{{\"type\":\"dispatch\",\"alert_id\":\"{id}\",\"device\":{device},\"alert_type\":\"T{priority}\",\"priority\":{priority},\"info\":\"i-{id}\",\"dispatch_time\":\"{}\"}}", at(s));
+    let close = |id: &str, device: i64, priority: i64, reason: &str, s: u32| format!("{{\"type\":\"close\",\"alert_id\":\"{id}\",\"device\":{device},\"alert_type\":\"T{priority}\",\"reason\":\"{reason}\",\"close_time\":\"{}\"}}", at(s));
+    let expected = [
+        dispatch("l2", 2, 5, 1),
+        close("l2", 2, 5, "superseded", 2),
+        dispatch("h2", 2, 8, 2),
+        close("h2", 2, 8, "revoked", 4),
+        dispatch("l2", 2, 5, 4),
+        dispatch("x3", 3, 8, 5),
+        dispatch("p4", 4, 5, 6),
+        close("x3", 3, 8, "revoked", 7),
+        dispatch("d5", 5, 1, 10),
+    ];
+    let got = std::fs::read_to_string(out.join("dispatch.jsonl")).unwrap();
+    assert_eq!(got.lines().collect::<Vec<_>>(), expected);
+    assert_eq!(dispatch_reference(std::slice::from_ref(&input)), got, "the reference agrees");
+    let dead = common::read_jsonl(&out, "dead_letter");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0]["reason"].as_str(), dead[0]["line"].as_u64()), (Some("duplicate"), Some(10)));
+    assert_eq!(common::summary_value(&String::from_utf8_lossy(&output.stdout), "duplicates"), 1);
+    // Not yet: checkpoints are refused, naming the flag.
+    let refused = common::taxiflow().args(["run", "dispatch", "--input", input.to_str().unwrap(), "--checkpoint-dir", dir.path().join("ck").to_str().unwrap()]).output().unwrap();
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("--checkpoint-dir"));
+}

@@ -2,6 +2,7 @@
 //! price per ticker into S3) and [`alerts`] (device alerts from rules), and the event-time flags they share ([`WindowArgs`]).
 
 pub mod alerts;
+pub mod dispatch;
 pub mod taxi;
 pub mod ticker;
 
