@@ -158,6 +158,33 @@ pub struct Row {
 }
 
 impl Row {
+    /// The order rows are written in within one release of the sink: by `order`, then `id`, then the values (so
+    /// that rows with the same order and id — an alert and its revoke in one millisecond — sort the same in every
+    /// run; timely hands an operator the containers of one time in no fixed order). Values compare by kind (null,
+    /// absent, integer, double, string), then by content (doubles by `total_cmp`).
+    pub fn release_cmp(&self, other: &Row) -> std::cmp::Ordering {
+        fn rank(v: &Value) -> u8 {
+            match v {
+                Value::Null => 0,
+                Value::Absent => 1,
+                Value::Int(_) => 2,
+                Value::Float(_) => 3,
+                Value::Str(_) => 4,
+            }
+        }
+        fn value(a: &Value, b: &Value) -> std::cmp::Ordering {
+            match (a, b) {
+                (Value::Int(x), Value::Int(y)) => x.cmp(y),
+                (Value::Float(x), Value::Float(y)) => x.total_cmp(y),
+                (Value::Str(x), Value::Str(y)) => x.cmp(y),
+                _ => rank(a).cmp(&rank(b)),
+            }
+        }
+        (self.order, &self.id).cmp(&(other.order, &other.id)).then_with(|| {
+            self.values.iter().zip(&other.values).map(|(a, b)| value(a, b)).find(|o| o.is_ne()).unwrap_or_else(|| self.values.len().cmp(&other.values.len()))
+        })
+    }
+
     /// The value of field `index`.
     pub fn value(&self, index: usize) -> &Value {
         &self.values[index]
@@ -188,8 +215,8 @@ pub fn dead_letter_schema() -> OutputSchema {
 }
 
 /// Where a record was read, for the dead letters a job's dataflow writes itself (e.g. a redelivered device
-/// event): the same fields as the source's dead letters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// event): the same fields as the source's dead letters (all empty when unknown: [`Origin::default`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
     /// The input file path, `kafka://…/PARTITION` or `kinesis://STREAM/SHARD/SEQUENCE`.
     pub source: String,
@@ -287,6 +314,21 @@ pub fn escape_partition_value(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_of_one_order_and_id_sort_by_their_values() {
+        let row = |kind: &str| Row { output: 0, id: "a".into(), order: 5, window: None, values: vec![Value::Str(kind.into()), Value::Absent] };
+        let (alert, revoke) = (row("alert"), row("revoke"));
+        assert_eq!(revoke.release_cmp(&alert), std::cmp::Ordering::Greater);
+        assert_eq!(alert.release_cmp(&revoke), std::cmp::Ordering::Less);
+        let earlier = Row { order: 4, ..row("revoke") };
+        assert_eq!(earlier.release_cmp(&alert), std::cmp::Ordering::Less, "order first");
+        let other = Row { id: "0".into(), ..row("revoke") };
+        assert_eq!(other.release_cmp(&alert), std::cmp::Ordering::Less, "then id");
+        let mut rows = vec![revoke.clone(), alert.clone(), revoke.clone()];
+        rows.sort_unstable_by(Row::release_cmp);
+        assert_eq!(rows, [alert, revoke.clone(), revoke]);
+    }
 
     #[test]
     fn partition_values_are_escaped_as_hive_does() {

@@ -63,12 +63,10 @@ impl SinkWriter {
         self.shutdown.requested()
     }
 
-    /// Writes the rows released at dataflow time `time` sorted by (`order`, `id`), so files do not depend on the
-    /// number of workers.
+    /// Writes the rows released at dataflow time `time` sorted by (`order`, `id`, values: [`Row::release_cmp`]), so
+    /// files do not depend on the number of workers or on the order rows arrived in.
     pub fn write_sorted(&mut self, time: Time, mut rows: Vec<Row>) {
-        // Stable: rows with the same order and id (an alert and its revoke in one ms) keep the order the job's
-        // operator emitted them in (one worker's, over one channel).
-        rows.sort_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
+        rows.sort_unstable_by(Row::release_cmp);
         for row in &rows {
             if self.error.is_some() {
                 return;

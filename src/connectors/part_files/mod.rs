@@ -292,7 +292,7 @@ impl PartFiles {
     fn encode(&mut self, epoch: u64, roll: u32) -> anyhow::Result<Vec<PartFile>> {
         let mut files = Vec::new();
         for ((output, dir), mut rows) in std::mem::take(&mut self.buffer) {
-            rows.sort_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
+            rows.sort_unstable_by(Row::release_cmp);
             let layout = &self.layouts[output as usize];
             let schema = self.outputs.schema(output);
             let bytes = match layout.format {

@@ -13,7 +13,7 @@ pub struct EventRef {
     /// Event time, ms since the Unix epoch.
     pub time: u64,
     /// `Param.ID`.
-    pub id: String,
+    pub id: compact_str::CompactString,
 }
 
 /// The open alert of a (device, rule).
@@ -92,7 +92,7 @@ pub fn step(rule: &Rule, state: &mut RuleState, e: &DeviceEvent) -> Step {
     // 1. Revoke.
     if state.active.is_some() && rule.revoke.iter().any(|c| c.matches(e)) {
         let active = state.active.take().expect("checked");
-        out.revoked = Some(Revoked { alert_id: active.alert_id, revoke_time: e.time, revoke_event_id: e.id.clone() });
+        out.revoked = Some(Revoked { alert_id: active.alert_id, revoke_time: e.time, revoke_event_id: e.id.to_string() });
     }
     // 2. Unless.
     if rule.unless.matches(e) {
@@ -126,7 +126,7 @@ pub fn step(rule: &Rule, state: &mut RuleState, e: &DeviceEvent) -> Step {
     };
     let alert_id = alert_id(rule.rule_id, e.device, &e.id);
     state.active = Some(Active { alert_id: alert_id.clone() });
-    out.raised = Some(Raised { alert_id, alert_time: e.time, fault, trigger_event_id: e.id.clone() });
+    out.raised = Some(Raised { alert_id, alert_time: e.time, fault, trigger_event_id: e.id.to_string() });
     out
 }
 

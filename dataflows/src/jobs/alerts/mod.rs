@@ -142,7 +142,7 @@ pub fn message_rows(job: &AlertsJob, rule: &Rule, device: i64, step: Step, out: 
         values[6] = Value::Int(a.alert_time as i64);
         values[7] = Value::Int(a.fault.time as i64);
         values[8] = Value::Str(a.trigger_event_id);
-        values[9] = Value::Str(a.fault.id);
+        values[9] = Value::Str(a.fault.id.into_string());
         values[10] = optional(&sla.info);
         values[11] = optional(&sla.overrides);
         values[12] = Value::Int(sla.delay_ms as i64);

@@ -48,7 +48,7 @@ struct AlertState {
 }
 
 /// Pending events in evaluation order: `(time, ID, device)` → (epoch read in, event).
-type Pending = BTreeMap<(u64, String, i64), (u64, DeviceEvent)>;
+type Pending = BTreeMap<(u64, compact_str::CompactString, i64), (u64, DeviceEvent)>;
 
 /// Builds the operator (see the module documentation); `dead_letter` is the run's dead-letter output index.
 ///
@@ -107,7 +107,7 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
                         for event in batch.drain(..) {
                             match pending.entry((event.time, event.id.clone(), event.device)) {
                                 std::collections::btree_map::Entry::Occupied(_) => {
-                                    let origin = event.origin.map_or_else(|| Origin { source: String::new(), line: 0, offset: 0, record: String::new() }, |o| *o);
+                                    let origin = event.origin.map_or_else(Origin::default, |o| *o);
                                     duplicates.push(dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(event.time), None, None));
                                 }
                                 std::collections::btree_map::Entry::Vacant(slot) => {

@@ -170,7 +170,7 @@ fn due_updates<'s>(records: StreamVec<'s, Time, AlertRecord>, dead_letter: u16, 
                         match record.kind {
                             AlertKind::Alert(a) => {
                                 if open.contains_key(&a.alert_id) || closed.contains(&a.alert_id) {
-                                    let origin = record.origin.map_or_else(|| Origin { source: String::new(), line: 0, offset: 0, record: String::new() }, |o| *o);
+                                    let origin = record.origin.map_or_else(Origin::default, |o| *o);
                                     duplicates.push(dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(a.alert_time), None, None));
                                     continue;
                                 }
@@ -193,7 +193,7 @@ fn due_updates<'s>(records: StreamVec<'s, Time, AlertRecord>, dead_letter: u16, 
                                     closed.insert(alert_id);
                                 }
                                 None if closed.contains(&alert_id) => {
-                                    let origin = record.origin.map_or_else(|| Origin { source: String::new(), line: 0, offset: 0, record: String::new() }, |o| *o);
+                                    let origin = record.origin.map_or_else(Origin::default, |o| *o);
                                     duplicates.push(dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(revoke_time), None, None));
                                 }
                                 None => {
