@@ -104,7 +104,7 @@ pub const JOBS: &[JobEntry] = &[
         info: AlertsJob::info,
         flags: &[JobFlags::Window, JobFlags::Alerts],
         bundled_inputs: false,
-        outputs: || AlertsJob::new(Vec::new(), Default::default(), &WindowArgs::default()).expect("the default settings are valid").outputs(),
+        outputs: || AlertsJob::new(Vec::new(), Default::default(), &WindowArgs::default(), std::time::Duration::from_secs(1)).expect("the default settings are valid").outputs(),
         run: |args, invocation| run_job(alerts_job(&args.alerts, &args.window)?, invocation),
     },
     JobEntry {
@@ -136,7 +136,7 @@ fn alerts_job(args: &AlertsArgs, window: &WindowArgs) -> anyhow::Result<AlertsJo
         None => Default::default(),
     };
     tracing::info!(rules = rules.len(), devices_with_settings = sla.len(), "alerts: rules and device settings read");
-    AlertsJob::new(rules, sla, window).map_err(anyhow::Error::msg)
+    AlertsJob::new(rules, sla, window, args.watermark_interval).map_err(anyhow::Error::msg)
 }
 
 /// The registry entry of job `name`.

@@ -88,6 +88,30 @@ fn assert_same_lines(got: &str, want: &str, what: &str) {
     }
 }
 
+/// The alert and revoke messages of an `alerts.jsonl`, without its watermark records, after checking that every
+/// watermark record follows all messages up to its instant.
+fn messages_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut watermark: Option<String> = None;
+    let mut messages = String::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "watermark" {
+            let w = v["watermark"].as_str().unwrap().to_string();
+            assert!(watermark.as_ref().is_none_or(|old| *old < w), "watermarks advance: {line}");
+            watermark = Some(w);
+            continue;
+        }
+        let t = v["alert_time"].as_str().or(v["revoke_time"].as_str()).unwrap();
+        if let Some(w) = &watermark {
+            assert!(t > w.as_str(), "a message at {t} after the watermark {w}");
+        }
+        messages.push_str(line);
+        messages.push('\n');
+    }
+    messages
+}
+
 fn alerts_args<'a>(pg: &'a LocalPostgres, inputs: &'a [PathBuf]) -> Vec<String> {
     let mut args = vec!["alerts".to_string(), "--rules".into(), pg.url.clone(), "--sla".into(), pg.url.clone()];
     for i in inputs {
@@ -129,7 +153,7 @@ fn generated_streams_equal_the_reference_for_one_and_three_partitions_and_one_to
         for w in workers {
             let out = dir.path().join(format!("out-{}-{w}", inputs.len()));
             let output = run_alerts(&pg, &inputs, w, &out);
-            let got = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap();
+            let got = messages_of(&out.join("alerts.jsonl"));
             assert_same_lines(&got, &expected, &format!("{} partition(s), -w {w}: messages", inputs.len()));
             assert_same_lines(&dead_letters(&out), &records_of(&expected_dead), &format!("{} partition(s), -w {w}: dead letters", inputs.len()));
             let stdout = String::from_utf8_lossy(&output.stdout);
@@ -194,8 +218,10 @@ fn hand_written_scenarios_follow_every_step_and_order_of_the_spec() {
         revoke(2, "C_THEN_ALARM", 3, "d3", "2026-03-02T08:00:42.000Z", "e3"),
         revoke(1, "A_AND_B", 1, "b1", "2026-03-02T08:00:50.000Z", "x1"),
     ];
-    let got = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap();
+    let got = messages_of(&out.join("alerts.jsonl"));
     assert_eq!(got.lines().collect::<Vec<_>>(), expected, "messages in (event time, alert_id) order");
+    let last = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap().lines().last().unwrap().to_string();
+    assert_eq!(last, "{\"type\":\"watermark\",\"watermark\":\"2026-03-02T08:00:50.000Z\"}", "a last watermark record at the end");
     let dead = common::read_jsonl(&out, "dead_letter");
     let mut reasons: Vec<(String, u64)> = dead.iter().map(|d| (d["reason"].as_str().unwrap().split(':').next().unwrap().to_string(), d["line"].as_u64().unwrap())).collect();
     reasons.sort_by_key(|r| r.1);
@@ -246,7 +272,7 @@ fn a_server_that_is_not_up_yet_is_retried_with_backoff() {
     pg.restart();
     let status = child.wait().unwrap();
     assert!(status.success(), "{}", common::crash::tail(&log));
-    let text = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap();
+    let text = messages_of(&out.join("alerts.jsonl"));
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains(&id(2, 9, "d")));
 }
@@ -281,7 +307,7 @@ fn killed_ten_times_with_checkpoints_equals_an_uninterrupted_run() {
             c
         },
     );
-    let mut got: Vec<String> = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap().lines().map(String::from).collect();
+    let mut got: Vec<String> = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap().lines().filter(|l| !l.contains("\"type\":\"watermark\"")).map(String::from).collect();
     let mut want: Vec<String> = expected.lines().map(String::from).collect();
     assert_eq!(got.len(), want.len(), "as many messages as the reference: none lost, none twice");
     got.sort();
@@ -380,4 +406,35 @@ fn dispatch_scenarios_delay_deduplicate_override_and_revoke() {
     // Not yet: checkpoints are refused, naming the flag.
     let refused = common::taxiflow().args(["run", "dispatch", "--input", input.to_str().unwrap(), "--checkpoint-dir", dir.path().join("ck").to_str().unwrap()]).output().unwrap();
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("--checkpoint-dir"));
+}
+
+#[test]
+fn alerts_into_a_kafka_topic_and_dispatch_from_it_equal_the_reference() {
+    use common::kafka_broker::{create_topic, Broker};
+    let pg = configured();
+    pg.sql("INSERT INTO device_sla SELECT d, 'd' || d, NULL, 20000 FROM generate_series(10, 40) d");
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    generate(&events, 30_000, 100, 31);
+    let broker = Broker::start(common::free_port(), &dir.path().join("broker"));
+    create_topic(&broker.address(), "alerts", 3);
+    let topic = format!("kafka://{}/alerts", broker.address());
+    // The alerts job into a topic of 3 partitions: messages keyed by alert_id, watermark records to every partition.
+    let mut args = alerts_args(&pg, std::slice::from_ref(&events));
+    args.extend(["-w".to_string(), "2".into(), "--sink".into(), topic.clone(), "--watermark-interval".into(), "50ms".into()]);
+    let output = common::taxiflow().arg("run").args(&args).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // The same alerts from a file run are what dispatch must work from.
+    let file_out = dir.path().join("alerts");
+    run_alerts(&pg, std::slice::from_ref(&events), 1, &file_out);
+    let expected = dispatch_reference(&[file_out.join("alerts.jsonl")]);
+    assert!(expected.contains("\"reason\":\"revoked\"") && expected.contains("\"reason\":\"superseded\""));
+    for w in ["1", "3"] {
+        let out = dir.path().join(format!("dispatch-{w}"));
+        let run = common::run_to_dir(&["dispatch", "--source", &topic, "--stop-at", "latest", "-w", w, "--group", &format!("dispatch-{w}")], &out);
+        let got = std::fs::read_to_string(out.join("dispatch.jsonl")).unwrap();
+        assert_same_lines(&got, &expected, &format!("dispatch from Kafka, -w {w}"));
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert_eq!(common::summary_value(&stdout, "late"), 0, "{stdout}");
+    }
 }

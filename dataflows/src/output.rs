@@ -108,6 +108,35 @@ pub struct OutputSchema {
     /// whose rows are messages of a documented format (the alert topic's records), written as their fields only
     /// and keyed by [`Row::id`].
     pub envelope: bool,
+    /// The output's progress records, if it has them (the alert topic's watermark records).
+    pub watermarks: Option<WatermarkRecords>,
+}
+
+/// Progress records a sink writes into an output (alerts docs §4, like the taxi replay's watermark records):
+/// whenever the output's event-time frontier advances, at most every `interval_ms` and once at the end, a row
+/// with field `type_field` = `type_value` and field `watermark_field` = W (ms since the Unix epoch), the other
+/// fields [`Value::Absent`]: every row of the output with an event time ≤ W was written before it. A Kafka sink
+/// writes it to every partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatermarkRecords {
+    /// The shortest time between two records, ms.
+    pub interval_ms: u64,
+    /// Index of the field that names the record's kind.
+    pub type_field: usize,
+    /// Its value in a watermark record (`watermark`).
+    pub type_value: &'static str,
+    /// Index of the field that holds W.
+    pub watermark_field: usize,
+}
+
+impl WatermarkRecords {
+    /// The record of watermark `w` for output `output` with `fields` fields.
+    pub fn row(&self, output: u16, fields: usize, w: u64) -> Row {
+        let mut values = vec![Value::Absent; fields];
+        values[self.type_field] = Value::Str(self.type_value.to_string());
+        values[self.watermark_field] = Value::Int(w as i64);
+        Row { output, id: format!("watermark-{w}"), order: w as i64, window: None, values }
+    }
 }
 
 impl OutputSchema {
@@ -211,6 +240,7 @@ pub fn dead_letter_schema() -> OutputSchema {
         event_time: None,
         partition_by: Vec::new(),
         envelope: true,
+        watermarks: None,
     }
 }
 

@@ -96,6 +96,15 @@ pub trait Sink: Send {
     /// The row cannot be written or handed over; the run stops.
     fn write(&mut self, time: u64, row: &Row) -> anyhow::Result<()>;
 
+    /// Writes a watermark record of an output that has them (`taxiflow_dataflows::output::WatermarkRecords`; `w`
+    /// in ms since the Unix epoch): like any row by default; a Kafka sink writes it to every partition.
+    ///
+    /// # Errors
+    /// As [`Self::write`].
+    fn write_watermark(&mut self, w: u64, row: &Row) -> anyhow::Result<()> {
+        self.write(w, row)
+    }
+
     /// Hands what is buffered to the system after a release (files: flushed; remote sinks: their timers send).
     ///
     /// # Errors

@@ -21,8 +21,10 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use taxiflow_dataflows::epoch::{completed_epoch, event_time_passed, CheckpointPart, Time};
-use taxiflow_dataflows::output::{Outputs, Row};
+use taxiflow_dataflows::epoch::{completed_epoch, event_time_frontier, event_time_passed, CheckpointPart, Time};
+use std::time::{Duration, Instant};
+
+use taxiflow_dataflows::output::{Outputs, Row, WatermarkRecords};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -43,6 +45,8 @@ pub struct SinkWriter {
     error: Option<String>,
     written: Vec<u64>,
     shutdown: Shutdown,
+    /// Per output with watermark records: the last W written and when the next may be.
+    watermarks: Vec<(u16, WatermarkRecords, Option<u64>, Instant)>,
 }
 
 impl SinkWriter {
@@ -50,7 +54,31 @@ impl SinkWriter {
     pub fn new(sink: Box<dyn Sink>, outputs: &Outputs, checkpointing: bool, shutdown: Shutdown) -> SinkWriter {
         let release = sink.release(checkpointing);
         let acknowledges = sink.acknowledges();
-        SinkWriter { sink, release, acknowledges, written: vec![0; outputs.schemas.len()], outputs: outputs.clone(), error: None, shutdown }
+        let watermarks = outputs.schemas.iter().enumerate().filter_map(|(i, o)| o.watermarks.map(|w| (i as u16, w, None, Instant::now()))).collect();
+        SinkWriter { sink, release, acknowledges, written: vec![0; outputs.schemas.len()], outputs: outputs.clone(), error: None, shutdown, watermarks }
+    }
+
+    /// Writes the watermark records of the outputs that have them (see [`WatermarkRecords`]): `w` is the largest
+    /// event time such that every row up to it was written; at most every interval unless `last` (the end).
+    pub fn watermark(&mut self, w: u64, last: bool) {
+        let now = Instant::now();
+        for i in 0..self.watermarks.len() {
+            let (output, records, written, next) = self.watermarks[i];
+            if self.error.is_some() || written.is_some_and(|x| x >= w) || (!last && now < next) {
+                continue;
+            }
+            let row = records.row(output, self.outputs.schema(output).fields.len(), w);
+            let result = self.sink.write_watermark(w, &row);
+            if self.check(result) {
+                self.watermarks[i].2 = Some(w);
+                self.watermarks[i].3 = now + Duration::from_millis(records.interval_ms);
+            }
+        }
+    }
+
+    /// Whether an output has watermark records.
+    pub fn has_watermarks(&self) -> bool {
+        !self.watermarks.is_empty()
     }
 
     /// When the sink wants rows.
@@ -161,6 +189,7 @@ pub fn sink<'s>(
         // Held by worker 0 until the run ends, to announce the last checkpoint of a graceful stop.
         let mut announce = writer.is_some().then_some(capability);
         let mut announced = false;
+        let mut released_through: Option<u64> = None;
         move |(rows, rows_frontier), (parts, parts_frontier), output| {
             rows.for_each_time(|time, batches| {
                 for batch in batches {
@@ -212,6 +241,21 @@ pub fn sink<'s>(
                 }
                 for t in &letters {
                     w.write_sorted(*t, dead_letters.remove(t).unwrap_or_default());
+                }
+                if let Some(t) = times.last() {
+                    released_through = released_through.max(Some(t.outer));
+                }
+                if w.has_watermarks() {
+                    // Every row up to W was written: W is below the frontier and below every row still held back
+                    // (of an epoch not committed yet); at the end, the largest event time written.
+                    let held = documents.keys().map(|t| t.outer).min();
+                    let bound = match (event_time_frontier(rows_frontier), held) {
+                        (None, None) => released_through,
+                        (f, h) => Some(f.unwrap_or(u64::MAX).min(h.unwrap_or(u64::MAX)).saturating_sub(1)).filter(|w| *w > 0 && *w < u64::MAX - 1),
+                    };
+                    if let Some(bound) = bound {
+                        w.watermark(bound, finished);
+                    }
                 }
                 if let (Some(epoch), Some(c)) = (completed, checkpoints.as_mut()) {
                     match w.prepare_commit(epoch).and_then(|state| c.commit(epoch, state)) {

@@ -68,6 +68,15 @@ impl Sink for KafkaRows {
         self.sink.send(&row.id, &self.value)
     }
 
+    fn write_watermark(&mut self, _w: u64, row: &Row) -> anyhow::Result<()> {
+        self.value.clear();
+        json::write(self.outputs.schema(row.output), row, Shape::WITH_INDEX, &mut self.value);
+        for partition in 0..self.sink.partitions {
+            self.sink.send_to(partition, &self.value)?;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
@@ -114,6 +123,8 @@ pub struct KafkaSink {
     producer: BaseProducer<DeliveryCounter>,
     topic: KafkaTopic,
     failures: Arc<Mutex<Failures>>,
+    /// The topic's partition count at the start.
+    pub partitions: i32,
 }
 
 impl KafkaSink {
@@ -129,11 +140,11 @@ impl KafkaSink {
             .create_with_context(DeliveryCounter { failures: failures.clone() })
             .with_context(|| format!("--sink {url}: cannot create a producer"))?;
         let metadata = producer.client().fetch_metadata(Some(&topic.topic), timeout).with_context(|| format!("--sink {url}: brokers unreachable"))?;
-        match metadata.topics().iter().find(|t| t.name() == topic.topic) {
-            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {}
+        let partitions = match metadata.topics().iter().find(|t| t.name() == topic.topic) {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().len() as i32,
             _ => bail!("--sink {url}: unknown topic"),
-        }
-        Ok(KafkaSink { producer, topic: topic.clone(), failures })
+        };
+        Ok(KafkaSink { producer, topic: topic.clone(), failures, partitions })
     }
 
     /// Sends one value with `key`, waiting while librdkafka's queue is full.
@@ -141,7 +152,18 @@ impl KafkaSink {
     /// # Errors
     /// A production error other than a full queue.
     pub fn send(&self, key: &str, json: &[u8]) -> anyhow::Result<()> {
-        let mut record = BaseRecord::to(&self.topic.topic).key(key).payload(json);
+        self.produce(BaseRecord::to(&self.topic.topic).key(key).payload(json))
+    }
+
+    /// Sends one value without a key to `partition` (a watermark record).
+    ///
+    /// # Errors
+    /// As [`Self::send`].
+    pub fn send_to(&self, partition: i32, json: &[u8]) -> anyhow::Result<()> {
+        self.produce(BaseRecord::<str, [u8]>::to(&self.topic.topic).partition(partition).payload(json))
+    }
+
+    fn produce<K: rdkafka::message::ToBytes + ?Sized>(&self, mut record: BaseRecord<'_, K, [u8]>) -> anyhow::Result<()> {
         loop {
             match self.producer.send(record) {
                 Ok(()) => {

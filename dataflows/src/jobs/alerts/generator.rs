@@ -62,9 +62,9 @@ impl DeviceGenerator {
         let time = (base - back).max(0);
         let device = self.rng.u64(0..self.devices) as i64;
         let (message, code) = self.kind();
-        // IDs of a fixed width sort like their numbers; every 50th event has a short id, so that byte order and
-        // number order differ ("e-10" < "e-9").
-        let id = if i % 50 == 7 { format!("e-{}", i % 97) } else { format!("e-{i:08}") };
+        // IDs are unique; those of a fixed width sort like their numbers, and every 50th event has an unpadded
+        // id, so that byte order and number order differ ("e-1007" < "e-00001008" < "e-957").
+        let id = if i % 50 == 7 { format!("e-{i}") } else { format!("e-{i:08}") };
         let line = event_line(message, code, time, &id, device, self.rng.u8(0..4));
         let record = (line, time as u64, device);
         if self.recent.len() < 64 {

@@ -28,7 +28,7 @@ use timely::dataflow::StreamVec;
 
 use crate::epoch::{Recovery, Time};
 use crate::job::{Counters, Job, JobInfo, JobStreams, Lateness, WatermarkStrategy};
-use crate::output::{Field, FieldType, OutputSchema, Row, Value};
+use crate::output::{Field, FieldType, OutputSchema, Row, Value, WatermarkRecords};
 use event::{DeviceEvent, DeviceEventJson};
 use machine::Step;
 use rules::Rule;
@@ -44,6 +44,10 @@ pub struct AlertsArgs {
     /// null info and overrides and delay_ms 0).
     #[arg(long, value_name = "URL")]
     pub sla: Option<String>,
+    /// The shortest time between two watermark records of the alert output (written when its event-time
+    /// frontier advances, and once at the end).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    pub watermark_interval: std::time::Duration,
 }
 
 /// One row of `device_sla` (§3).
@@ -76,24 +80,27 @@ pub struct AlertsJob {
     pub sla: Arc<SlaTable>,
     /// `--max-out-of-orderness`, ms (default 5 s).
     pub bound_ms: u64,
+    /// `--watermark-interval`, ms (default 1 s).
+    pub watermark_interval_ms: u64,
 }
 
 impl AlertsJob {
-    /// The job of `rules` and `sla` with the event-time flags: `--max-out-of-orderness` sets the bound; the job has
-    /// no windows.
+    /// The job of `rules` and `sla` with the event-time flags (`--max-out-of-orderness` sets the bound; the job has
+    /// no windows) and `--watermark-interval`.
     ///
     /// # Errors
     /// `--window` given, or a bad `--max-out-of-orderness`.
-    pub fn new(rules: Vec<Rule>, sla: SlaTable, window: &super::WindowArgs) -> Result<AlertsJob, String> {
+    pub fn new(rules: Vec<Rule>, sla: SlaTable, window: &super::WindowArgs, watermark_interval: std::time::Duration) -> Result<AlertsJob, String> {
         if window.window.is_some() {
             return Err("--window: the alerts job has no windows (see docs/jobs/alerts.md)".to_string());
         }
-        Ok(AlertsJob { rules: Arc::new(rules), sla: Arc::new(sla), bound_ms: window.bound_ms()?.unwrap_or(5_000) })
+        let watermark_interval_ms = watermark_interval.as_millis() as u64;
+        Ok(AlertsJob { rules: Arc::new(rules), sla: Arc::new(sla), bound_ms: window.bound_ms()?.unwrap_or(5_000), watermark_interval_ms })
     }
 }
 
-/// The output's fields: the union of the `alert` and `revoke` messages of §4, in their order; a message of one
-/// kind has the other's fields [`Value::Absent`].
+/// The output's fields: the union of the `alert`, `revoke` and `watermark` records of §4, in their order; a record
+/// of one kind has the others' fields [`Value::Absent`].
 fn fields() -> Vec<Field> {
     vec![
         Field::required("type", FieldType::Keyword),
@@ -111,6 +118,7 @@ fn fields() -> Vec<Field> {
         Field::nullable("delay_ms", FieldType::Long),
         Field::nullable("revoke_time", FieldType::Instant),
         Field::nullable("revoke_event_id", FieldType::Keyword),
+        Field::nullable("watermark", FieldType::Instant),
     ]
 }
 
@@ -118,7 +126,7 @@ fn fields() -> Vec<Field> {
 pub fn message_rows(job: &AlertsJob, rule: &Rule, device: i64, step: Step, out: &mut Vec<Row>) {
     let text = |s: &str| Value::Str(s.to_string());
     if let Some(r) = step.revoked {
-        let mut values = vec![Value::Absent; 15];
+        let mut values = vec![Value::Absent; 16];
         values[0] = text("revoke");
         values[1] = text(&r.alert_id);
         values[2] = Value::Int(i64::from(rule.rule_id));
@@ -132,7 +140,7 @@ pub fn message_rows(job: &AlertsJob, rule: &Rule, device: i64, step: Step, out: 
         let none = Sla::default();
         let sla = job.sla.get(&device).unwrap_or(&none);
         let optional = |v: &Option<String>| v.as_deref().map_or(Value::Null, text);
-        let mut values = vec![Value::Absent; 15];
+        let mut values = vec![Value::Absent; 16];
         values[0] = text("alert");
         values[1] = text(&a.alert_id);
         values[2] = Value::Int(i64::from(rule.rule_id));
@@ -195,6 +203,7 @@ impl Job for AlertsJob {
             event_time: None,
             partition_by: Vec::new(),
             envelope: false,
+            watermarks: Some(WatermarkRecords { interval_ms: self.watermark_interval_ms, type_field: 0, type_value: "watermark", watermark_field: 15 }),
         }]
     }
 

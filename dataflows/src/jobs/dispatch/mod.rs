@@ -119,6 +119,7 @@ impl Job for DispatchJob {
             event_time: None,
             partition_by: Vec::new(),
             envelope: false,
+            watermarks: None,
         }]
     }
 

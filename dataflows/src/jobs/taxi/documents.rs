@@ -35,6 +35,7 @@ pub fn schemas() -> Vec<OutputSchema> {
             event_time: Some("timestamp"),
             partition_by: Vec::new(),
             envelope: true,
+            watermarks: None,
         },
         OutputSchema {
             name: TRIP_DURATION_INDEX,
@@ -50,6 +51,7 @@ pub fn schemas() -> Vec<OutputSchema> {
             event_time: Some("timestamp"),
             partition_by: Vec::new(),
             envelope: true,
+            watermarks: None,
         },
     ]
 }

@@ -161,6 +161,7 @@ impl Job for TickerJob {
             event_time: Some("event_time"),
             partition_by: vec!["ticker"],
             envelope: true,
+            watermarks: None,
         }]
     }
 
