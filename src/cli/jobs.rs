@@ -16,7 +16,11 @@ pub fn listing() -> String {
         text.push_str("  outputs:\n");
         for schema in Outputs::of_job(outputs).schemas {
             let fields: Vec<String> = schema.fields.iter().map(|f| format!("{} {}{}", f.name, type_name(f.ty), if f.nullable { "?" } else { "" })).collect();
-            text.push_str(&format!("    {} ({}{}): {}\n", schema.name, fields.join(", "), if schema.id { ", with _id" } else { "" }, schema.description));
+            text.push_str(&format!("    {} ({}{}): {}\n", schema.name, fields.join(", "), match (schema.id, schema.envelope) {
+                (true, true) => ", with _id",
+                (true, false) => ", keyed by id",
+                _ => "",
+            }, schema.description));
             if !schema.partition_by.is_empty() {
                 text.push_str(&format!("      partitioned by {}\n", schema.partition_by.join(", ")));
             }
@@ -34,7 +38,7 @@ fn type_name(ty: FieldType) -> &'static str {
         FieldType::Double => "double",
         FieldType::EpochMillis => "epoch-ms",
         FieldType::LocalTimestamp => "timestamp",
-        FieldType::Instant => "instant (ISO-8601 UTC)",
+        FieldType::Instant => "instant",
     }
 }
 
