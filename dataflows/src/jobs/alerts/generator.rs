@@ -63,7 +63,7 @@ impl DeviceGenerator {
         let device = self.rng.u64(0..self.devices) as i64;
         let (message, code) = self.kind();
         // IDs are unique; those of a fixed width sort like their numbers, and every 50th event has an unpadded
-        // id, so that byte order and number order differ ("e-1007" < "e-00001008" < "e-957").
+        // id, so that byte order and number order differ ("e-00001008" < "e-1007" < "e-957").
         let id = if i % 50 == 7 { format!("e-{i}") } else { format!("e-{i:08}") };
         let line = event_line(message, code, time, &id, device, self.rng.u8(0..4));
         let record = (line, time as u64, device);
