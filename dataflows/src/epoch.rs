@@ -19,6 +19,9 @@
 //! frontiers in place of barriers.
 
 use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
 use timely::order::Product;
 use timely::progress::frontier::AntichainRef;
 
@@ -105,6 +108,73 @@ pub struct Recovery {
     pub start_epoch: u64,
     /// Serialized window states of the restored checkpoint, per operator name (from any number of workers).
     pub windows: std::collections::BTreeMap<String, Vec<Vec<u8>>>,
+}
+
+/// The output that carries an operator's checkpoint parts.
+pub type PartsOutput = OutputBuilder<Time, CapacityContainerBuilder<Vec<CheckpointPart>>>;
+
+/// The capabilities of a stateful operator with two outputs, its results (output 0) and its checkpoint parts
+/// (output 1), and the last epoch it has checkpointed (the window operator and the alert operator share this):
+/// - `floor` is held at (the earliest event time it may still emit, the epoch being filled = `done + 1`);
+/// - `parts` (only with checkpoints) is held at `(0, done + 1)`, and each completed epoch `e` gets a part at `(0, e)`;
+/// - at the end (an empty input frontier) one last part is sent at `done + 1` and both are dropped.
+pub struct EpochCaps {
+    /// The results capability, `None` once the input has ended.
+    pub floor: Option<Capability<Time>>,
+    parts: Option<Capability<Time>>,
+    /// Every epoch up to this one is checkpointed (its part was sent).
+    pub done: u64,
+}
+
+impl EpochCaps {
+    /// Takes the operator's two capabilities (results, then parts) and moves them to `(0, start_epoch)`; the parts
+    /// capability is kept only when `checkpointing`.
+    pub fn new(mut capabilities: Vec<Capability<Time>>, start_epoch: u64, checkpointing: bool) -> EpochCaps {
+        let mut parts = capabilities.pop();
+        let mut floor = capabilities.pop();
+        let start = time(0, start_epoch);
+        for cap in floor.iter_mut().chain(parts.iter_mut()) {
+            cap.downgrade(&start);
+        }
+        if !checkpointing {
+            parts = None;
+        }
+        EpochCaps { floor, parts, done: start_epoch - 1 }
+    }
+
+    /// Sends the part `snapshot(e)` of every epoch `e` that `frontier` has completed since the last call (before
+    /// anything of a later epoch is emitted, see [`crate::epoch`]), and moves `done` to the last of them.
+    pub fn complete_epochs(&mut self, frontier: AntichainRef<'_, Time>, output: &mut PartsOutput, mut snapshot: impl FnMut(u64) -> CheckpointPart) {
+        if let (Some(cap), Some(completed)) = (&self.parts, completed_epoch(frontier)) {
+            if !frontier.is_empty() && completed > self.done {
+                let mut handle = output.activate();
+                for e in self.done + 1..=completed {
+                    handle.session(&cap.delayed(&time(0, e))).give(snapshot(e));
+                }
+                self.done = completed;
+            }
+        }
+    }
+
+    /// After the activation's results: at the end of the input sends the last part (`last()`) and drops both
+    /// capabilities; otherwise moves `floor` to `(hold, done + 1)` and `parts` to `(0, done + 1)`.
+    pub fn settle(&mut self, frontier: AntichainRef<'_, Time>, hold: u64, output: &mut PartsOutput, last: impl FnOnce() -> CheckpointPart) {
+        let next = self.done + 1;
+        if frontier.is_empty() {
+            if let Some(cap) = self.parts.take() {
+                output.activate().session(&cap.delayed(&time(0, next))).give(last());
+            }
+            self.floor = None;
+        } else {
+            let target = time(hold, next);
+            if let Some(cap) = self.floor.as_mut().filter(|c| *c.time() != target) {
+                cap.downgrade(&target);
+            }
+            if let Some(cap) = self.parts.as_mut().filter(|c| c.time().inner != next) {
+                cap.downgrade(&time(0, next));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,10 +20,9 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-
-use taxiflow_dataflows::epoch::{completed_epoch, event_time_frontier, event_time_passed, CheckpointPart, Time};
 use std::time::{Duration, Instant};
 
+use taxiflow_dataflows::epoch::{completed_epoch, event_time_frontier, event_time_passed, CheckpointPart, Time};
 use taxiflow_dataflows::output::{Outputs, Row, WatermarkRecords};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;

@@ -48,7 +48,7 @@ use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
-use crate::epoch::{completed_epoch, event_time_frontier, time, CheckpointPart, Recovery, Time};
+use crate::epoch::{event_time_frontier, time, CheckpointPart, EpochCaps, PartsOutput, Recovery, Time};
 use crate::job::EventTime;
 use crate::window::{TumblingWindow, Window};
 
@@ -191,22 +191,14 @@ where
     let (results_output, results) = builder.new_output::<Vec<Aggregated<K, A>>>();
     let (parts_output, parts) = builder.new_output::<Vec<CheckpointPart>>();
     let mut results_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Aggregated<K, A>>>>::from(results_output);
-    let mut parts_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<CheckpointPart>>>::from(parts_output);
+    let mut parts_output = PartsOutput::from(parts_output);
     let start_epoch = recovery.start_epoch;
-    builder.build(move |mut capabilities| {
-        let mut parts_cap = capabilities.pop();
-        // Held at the meet of the input frontier: every window is emitted from it (see the module docs).
-        let mut floor_cap = capabilities.pop();
-        let start = time(0, start_epoch);
-        for cap in floor_cap.iter_mut().chain(parts_cap.iter_mut()) {
-            cap.downgrade(&start);
-        }
-        if !checkpointing {
-            parts_cap = None;
-        }
-        let mut done = start_epoch - 1;
+    builder.build(move |capabilities| {
+        // The results are emitted from the floor, held at the meet of the input frontier (see the module docs).
+        let mut caps = EpochCaps::new(capabilities, start_epoch, checkpointing);
         move |frontiers| {
             let frontier = frontiers[0].frontier();
+            let done = caps.done;
             input.for_each_time(|time, batches| {
                 for batch in batches {
                     for (start, key, acc) in batch.drain(..) {
@@ -215,20 +207,14 @@ where
                 }
             });
             // Checkpoint parts of the epochs this activation completed, before any window closes.
-            if let (Some(cap), Some(completed)) = (&parts_cap, completed_epoch(frontier)) {
-                if !frontier.is_empty() && completed > done {
-                    let mut output = parts_output.activate();
-                    for e in done + 1..=completed {
-                        state.fold_epoch(e);
-                        let part = CheckpointPart::Window { operator: operator.clone(), worker: index as usize, state: state.snapshot() };
-                        output.session(&cap.delayed(&time(0, e))).give(part);
-                    }
-                    done = completed;
-                }
-            }
+            caps.complete_epochs(frontier, &mut parts_output, |e| {
+                state.fold_epoch(e);
+                CheckpointPart::Window { operator: operator.clone(), worker: index as usize, state: state.snapshot() }
+            });
+            let done = caps.done;
             // Close every window the event-time frontier has passed, at the epoch being filled.
             let passed = event_time_frontier(frontier).unwrap_or(u64::MAX);
-            if let Some(cap) = &floor_cap {
+            if let Some(cap) = &caps.floor {
                 let mut output = results_output.activate();
                 while let Some((end, rows)) = state.close_first(passed) {
                     let cap = cap.delayed(&time(end, done + 1));
@@ -240,20 +226,7 @@ where
                 }
             }
             state.closed_through(passed);
-            if frontier.is_empty() {
-                if let Some(cap) = parts_cap.take() {
-                    let part = CheckpointPart::Window { operator: operator.clone(), worker: index as usize, state: state.snapshot() };
-                    parts_output.activate().session(&cap.delayed(&time(0, done + 1))).give(part);
-                }
-                floor_cap = None;
-            } else {
-                if let Some(cap) = floor_cap.as_mut().filter(|c| *c.time() != time(passed, done + 1)) {
-                    cap.downgrade(&time(passed, done + 1));
-                }
-                if let Some(cap) = parts_cap.as_mut().filter(|c| c.time().inner != done + 1) {
-                    cap.downgrade(&time(0, done + 1));
-                }
-            }
+            caps.settle(frontier, passed, &mut parts_output, || CheckpointPart::Window { operator: operator.clone(), worker: index as usize, state: state.snapshot() });
         }
     });
     (results, parts)

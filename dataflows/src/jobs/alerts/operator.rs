@@ -30,7 +30,7 @@ use timely::dataflow::StreamVec;
 use super::event::DeviceEvent;
 use super::machine::{step, RuleState};
 use super::{message_rows, AlertsJob, DUPLICATES};
-use crate::epoch::{completed_epoch, event_time_frontier, time, CheckpointPart, Recovery, Time};
+use crate::epoch::{event_time_frontier, time, CheckpointPart, EpochCaps, PartsOutput, Recovery, Time};
 use crate::job::Counters;
 use crate::output::{dead_letter_row, Origin, Row};
 use crate::window::aggregate::key_hash;
@@ -83,18 +83,9 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
     let (rows_output, rows) = builder.new_output::<Vec<Row>>();
     let (parts_output, parts) = builder.new_output::<Vec<CheckpointPart>>();
     let mut rows_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Row>>>::from(rows_output);
-    let mut parts_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<CheckpointPart>>>::from(parts_output);
-    builder.build(move |mut capabilities| {
-        let mut parts_cap = capabilities.pop();
-        let mut floor_cap = capabilities.pop();
-        let start = time(0, start_epoch);
-        for cap in floor_cap.iter_mut().chain(parts_cap.iter_mut()) {
-            cap.downgrade(&start);
-        }
-        if !checkpointing {
-            parts_cap = None;
-        }
-        let mut done = start_epoch - 1;
+    let mut parts_output = PartsOutput::from(parts_output);
+    builder.build(move |capabilities| {
+        let mut caps = EpochCaps::new(capabilities, start_epoch, checkpointing);
         move |frontiers| {
             let frontier = frontiers[0].frontier();
             // Take the input: a pending (time, ID) of the device again is a redelivery.
@@ -124,22 +115,14 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
                 });
             }
             // Checkpoint parts of the epochs this activation completed, before anything of a later epoch is evaluated.
-            if let (Some(cap), Some(completed)) = (&parts_cap, completed_epoch(frontier)) {
-                if !frontier.is_empty() && completed > done {
-                    let mut output = parts_output.activate();
-                    for e in done + 1..=completed {
-                        let part = CheckpointPart::Window { operator: OPERATOR.to_string(), worker: index as usize, state: snapshot(&machines, &pending, e) };
-                        output.session(&cap.delayed(&time(0, e))).give(part);
-                    }
-                    done = completed;
-                }
-            }
+            caps.complete_epochs(frontier, &mut parts_output, |e| CheckpointPart::Window { operator: OPERATOR.to_string(), worker: index as usize, state: snapshot(&machines, &pending, e) });
+            let done = caps.done;
             // At the end every epoch is complete.
             let limit = if frontier.is_empty() { u64::MAX } else { done + 1 };
             // Evaluate, in event order, every event the event-time frontier has passed, up to the first of an epoch
             // beyond the one being filled.
             let passed = event_time_frontier(frontier).unwrap_or(u64::MAX);
-            if let Some(floor) = &floor_cap {
+            if let Some(floor) = &caps.floor {
                 let mut output = rows_output.activate();
                 while let Some(entry) = pending.first_entry() {
                     let (t, _, _) = *entry.key();
@@ -162,22 +145,9 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
                     }
                 }
             }
-            if frontier.is_empty() {
-                if let Some(cap) = parts_cap.take() {
-                    let part = CheckpointPart::Window { operator: OPERATOR.to_string(), worker: index as usize, state: snapshot(&machines, &pending, u64::MAX) };
-                    parts_output.activate().session(&cap.delayed(&time(0, done + 1))).give(part);
-                }
-                floor_cap = None;
-            } else {
-                let hold = pending.first_key_value().map_or(passed, |((t, _, _), _)| (*t).min(passed));
-                let target = time(hold, done + 1);
-                if let Some(cap) = floor_cap.as_mut().filter(|c| *c.time() != target) {
-                    cap.downgrade(&target);
-                }
-                if let Some(cap) = parts_cap.as_mut().filter(|c| c.time().inner != done + 1) {
-                    cap.downgrade(&time(0, done + 1));
-                }
-            }
+            // Held at the earliest pending event (one of an epoch held back may be earlier than the frontier).
+            let hold = pending.first_key_value().map_or(passed, |((t, _, _), _)| (*t).min(passed));
+            caps.settle(frontier, hold, &mut parts_output, || CheckpointPart::Window { operator: OPERATOR.to_string(), worker: index as usize, state: snapshot(&machines, &pending, u64::MAX) });
         }
     });
     (rows, parts)

@@ -159,6 +159,8 @@ fn due_updates<'s>(records: StreamVec<'s, Time, AlertRecord>, dead_letter: u16, 
         let mut open: HashMap<String, (i64, Candidate, u64)> = HashMap::new();
         let mut early_revokes: HashMap<String, u64> = HashMap::new();
         let mut closed: HashSet<String> = HashSet::new();
+        // The dead letter of a redelivered record read at `origin`, with its event time.
+        let duplicate = move |origin: Option<Box<Origin>>, t: u64| dead_letter_row(dead_letter, "duplicate".to_string(), origin.map_or_else(Origin::default, |o| *o), Some(t), None, None);
         move |_frontiers| {
             let (mut due_handle, mut dead_handle) = (due_output.activate(), dead_output.activate());
             input.for_each_time(|cap, batches| {
@@ -171,8 +173,7 @@ fn due_updates<'s>(records: StreamVec<'s, Time, AlertRecord>, dead_letter: u16, 
                         match record.kind {
                             AlertKind::Alert(a) => {
                                 if open.contains_key(&a.alert_id) || closed.contains(&a.alert_id) {
-                                    let origin = record.origin.map_or_else(Origin::default, |o| *o);
-                                    duplicates.push(dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(a.alert_time), None, None));
+                                    duplicates.push(duplicate(record.origin, a.alert_time));
                                     continue;
                                 }
                                 let due_at = a.alert_time + a.delay_ms;
@@ -193,10 +194,7 @@ fn due_updates<'s>(records: StreamVec<'s, Time, AlertRecord>, dead_letter: u16, 
                                     updates.push(((device, candidate), time(revoke_time.max(due_at), epoch), -1));
                                     closed.insert(alert_id);
                                 }
-                                None if closed.contains(&alert_id) => {
-                                    let origin = record.origin.map_or_else(Origin::default, |o| *o);
-                                    duplicates.push(dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(revoke_time), None, None));
-                                }
+                                None if closed.contains(&alert_id) => duplicates.push(duplicate(record.origin, revoke_time)),
                                 None => {
                                     early_revokes.insert(alert_id, revoke_time);
                                 }
