@@ -46,18 +46,11 @@ fn main() {
     psql(&format!("INSERT INTO device_sla SELECT d, 'device ' || d, NULL, (d % 7) * 10000 FROM generate_series(0, {}, 10) d", devices.saturating_sub(1)));
     let url = format!("postgresql://postgres@127.0.0.1:{port}/postgres");
 
-    let input = dir.join(format!("devices-{events}-{devices}.jsonl"));
-    if !input.exists() {
-        let status = Command::new(&taxiflow)
-            .args(["generate", "devices", "--seed", "1", "--start-time", "2026-03-02T08:00:00Z", "--event-spacing", "20us", "--max-disorder", "3s"])
-            .args(["--count", &events.to_string(), "--devices", &devices.to_string(), "--to"])
-            .arg(&input)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    let _ = std::io::copy(&mut std::fs::File::open(&input).unwrap(), &mut std::io::sink());
-    let bytes = std::fs::metadata(&input).unwrap().len();
+    let (count, devices_arg) = (events.to_string(), devices.to_string());
+    let (input, bytes) = bench.generated_input(
+        &format!("devices-{events}-{devices}.jsonl"),
+        &["devices", "--seed", "1", "--start-time", "2026-03-02T08:00:00Z", "--event-spacing", "20us", "--max-disorder", "3s", "--count", &count, "--devices", &devices_arg],
+    );
     eprintln!("input: {} ({events} events of {devices} devices, {:.2} GB)", input.display(), bytes as f64 / 1e9);
 
     let mut samples: Vec<Vec<Measured>> = vec![Vec::new(), Vec::new(), Vec::new(), Vec::new()];

@@ -200,6 +200,19 @@ impl Bench {
         self.root.join("target/release/taxiflow")
     }
 
+    /// `DIR/NAME`, made by `taxiflow generate ARGS --to DIR/NAME` if missing (kept between runs), then read once so
+    /// that every run reads it from the page cache; returns its path and size in bytes.
+    pub fn generated_input(&self, name: &str, args: &[&str]) -> (std::path::PathBuf, u64) {
+        let input = self.dir.join(name);
+        if !input.exists() {
+            let status = Command::new(self.taxiflow()).arg("generate").args(args).arg("--to").arg(&input).status().unwrap();
+            assert!(status.success(), "taxiflow generate {args:?} failed");
+        }
+        let _ = std::io::copy(&mut std::fs::File::open(&input).unwrap(), &mut std::io::sink());
+        let bytes = std::fs::metadata(&input).unwrap().len();
+        (input, bytes)
+    }
+
     /// `DIR/events-N.jsonl` for `--events N` (default `default`), generated if missing (see [`generate`]) and
     /// read once so that every run reads it from the page cache; returns (path, N).
     pub fn events_input(&self, default: u64) -> (std::path::PathBuf, u64) {

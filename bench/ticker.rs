@@ -42,17 +42,8 @@ fn main() {
     let taxiflow = bench.taxiflow();
     let dir = bench.dir.clone();
     let events: u64 = bench.arg("--events").map(|v| v.parse().expect("--events N")).unwrap_or(10_000_000);
-    let input = dir.join(format!("ticks-{events}.jsonl"));
-    if !input.exists() {
-        let status = Command::new(&taxiflow)
-            .args(["generate", "ticker", "--seed", "1", "--start-time", "2026-12-01T08:00:00", "--event-spacing", "1ms", "--max-disorder", "3s", "--count", &events.to_string(), "--to"])
-            .arg(&input)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    let _ = std::io::copy(&mut std::fs::File::open(&input).unwrap(), &mut std::io::sink());
-    let bytes = std::fs::metadata(&input).unwrap().len();
+    let count = events.to_string();
+    let (input, bytes) = bench.generated_input(&format!("ticks-{events}.jsonl"), &["ticker", "--seed", "1", "--start-time", "2026-12-01T08:00:00", "--event-spacing", "1ms", "--max-disorder", "3s", "--count", &count]);
     eprintln!("input: {} ({events} ticks, {:.2} GB)", input.display(), bytes as f64 / 1e9);
 
     let repeats: usize = bench.arg("--runs").map(|v| v.parse().expect("--runs R")).unwrap_or(3).max(1);
