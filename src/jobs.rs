@@ -104,8 +104,8 @@ pub const JOBS: &[JobEntry] = &[
         info: AlertsJob::info,
         flags: &[JobFlags::Window, JobFlags::Alerts],
         bundled_inputs: false,
-        outputs: || AlertsJob::new(Vec::new(), Default::default(), &WindowArgs::default(), std::time::Duration::from_secs(1)).expect("the default settings are valid").outputs(),
-        run: |args, invocation| run_job(alerts_job(&args.alerts, &args.window)?, invocation),
+        outputs: || AlertsJob::new(Vec::new(), std::sync::Arc::new(taxiflow_dataflows::jobs::alerts::SlaTable::new()), &WindowArgs::default(), std::time::Duration::from_secs(1)).expect("the default settings are valid").outputs(),
+        run: |args, invocation| run_job(alerts_job(&args.alerts, &args.window, &invocation.shutdown)?, invocation),
     },
     JobEntry {
         info: DispatchJob::info,
@@ -126,16 +126,18 @@ pub const JOBS: &[JobEntry] = &[
 /// # Errors
 /// `--rules` missing, a database that cannot be read, a bad rule row (naming its `rule_id` and field), or a bad
 /// event-time flag.
-fn alerts_job(args: &AlertsArgs, window: &WindowArgs) -> anyhow::Result<AlertsJob> {
-    use crate::connectors::postgres::{read_rules, read_sla, PgUrl};
+fn alerts_job(args: &AlertsArgs, window: &WindowArgs, shutdown: &Shutdown) -> anyhow::Result<AlertsJob> {
+    use crate::connectors::postgres::{read_rules, PgSlaLookup, PgUrl};
+    use taxiflow_dataflows::jobs::alerts::{SlaLookup, SlaTable};
     let Some(rules_url) = &args.rules else { anyhow::bail!("--rules: the alerts job needs its rules, --rules postgresql://USER@HOST:PORT/DB (table alert_rule)") };
     let rules_url = PgUrl::parse(rules_url, "--rules")?;
     let rules = taxiflow_dataflows::jobs::alerts::rules::rules_of(&read_rules(&rules_url)?).map_err(|e| anyhow::anyhow!("--rules {}: {e}", rules_url.shown()))?;
-    let sla = match &args.sla {
-        Some(url) => read_sla(&PgUrl::parse(url, "--sla")?)?,
-        None => Default::default(),
+    let sla: std::sync::Arc<dyn SlaLookup> = match &args.sla {
+        Some(url) => std::sync::Arc::new(PgSlaLookup::open(PgUrl::parse(url, "--sla")?, args.lookup_cache_max_rows, args.lookup_cache_ttl, args.sla_cdc, shutdown.clone())?),
+        None if args.sla_cdc => anyhow::bail!("--sla-cdc follows the table of --sla, which is not given"),
+        None => std::sync::Arc::new(SlaTable::new()),
     };
-    tracing::info!(rules = rules.len(), devices_with_settings = sla.len(), "alerts: rules and device settings read");
+    tracing::info!(rules = rules.len(), cache_rows = args.lookup_cache_max_rows, cache_ttl = ?args.lookup_cache_ttl, cdc = args.sla_cdc, "alerts: rules read; device settings looked up through a cache");
     AlertsJob::new(rules, sla, window, args.watermark_interval).map_err(anyhow::Error::msg)
 }
 

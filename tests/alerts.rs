@@ -438,3 +438,269 @@ fn alerts_into_a_kafka_topic_and_dispatch_from_it_equal_the_reference() {
         assert_eq!(common::summary_value(&stdout, "late"), 0, "{stdout}");
     }
 }
+
+/// The dead letters among Kafka values as sorted `REASON\tRECORD` lines (see [`dead_letters`]).
+fn dead_letter_values(values: &[String]) -> String {
+    let mut lines: Vec<String> = values
+        .iter()
+        .map(|v| {
+            let d: serde_json::Value = serde_json::from_str(v).unwrap();
+            assert_eq!(d["_index"], "dead_letter", "only dead letters in the dead-letter topic: {v}");
+            format!("{}\t{}", d["reason"].as_str().unwrap().split(':').next().unwrap(), d["record"].as_str().unwrap())
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+/// The alert and revoke messages among Kafka values (no watermark records), sorted: each must be there once.
+fn sorted_messages(values: &[String]) -> String {
+    let mut lines: Vec<&str> = values.iter().map(String::as_str).filter(|v| !v.contains("\"type\":\"watermark\"")).collect();
+    lines.sort_unstable();
+    lines.join("\n")
+}
+
+/// `expected` (JSON lines) sorted.
+fn sorted_lines(expected: &str) -> String {
+    let mut lines: Vec<&str> = expected.lines().collect();
+    lines.sort_unstable();
+    lines.join("\n")
+}
+
+/// A broker with an alert topic of 3 partitions and a dead-letter topic, and the alerts job's arguments into
+/// them with `--kafka-transactions` and checkpoints every 100 ms.
+fn transactional_run(pg: &LocalPostgres, inputs: &[PathBuf], dir: &Path) -> (common::kafka_broker::Broker, Vec<String>) {
+    use common::kafka_broker::{create_topic, Broker};
+    let broker = Broker::start(common::free_port(), &dir.join("broker"));
+    create_topic(&broker.address(), "alerts", 3);
+    create_topic(&broker.address(), "alerts-dead", 1);
+    let mut args = vec!["run".to_string()];
+    args.extend(alerts_args(pg, inputs));
+    let sink = format!("kafka://{}/alerts", broker.address());
+    args.extend(["--sink".to_string(), sink, "--dead-letter-topic".into(), "alerts-dead".into(), "--kafka-transactions".into()]);
+    args.extend(["--checkpoint-dir".to_string(), dir.join("ck").display().to_string(), "--checkpoint-interval".into(), "100ms".into()]);
+    // One partition per file: a file split in byte ranges starts a range in the middle of its event time, which
+    // holds the watermark (and all output) back until the first range catches up.
+    args.extend(["--min-split-bytes".to_string(), "1000000000".into()]);
+    (broker, args)
+}
+
+#[test]
+fn exactly_once_into_kafka_a_commit_lost_between_checkpoint_and_transaction_is_produced_again() {
+    let pg = configured();
+    let dir = tempfile::tempdir().unwrap();
+    // Two partitions over the same span of event time, so that the watermark and the output advance with the
+    // input.
+    let inputs: Vec<PathBuf> = (0..2).map(|p| dir.path().join(format!("events-{p}.jsonl"))).collect();
+    for (p, path) in inputs.iter().enumerate() {
+        generate(path, 20_000, 100, 52 + p as u64);
+    }
+    let (expected, expected_dead) = reference(&pg, &inputs);
+    let (broker, args) = transactional_run(&pg, &inputs, dir.path());
+    // The process dies after its 8th checkpoint is durable and before its transaction is committed (the one moment
+    // a kill from outside cannot aim at): the broker aborts that transaction when the next run starts.
+    let log = dir.path().join("log");
+    let first = common::taxiflow()
+        .args(&args)
+        .args(["-w", "2", "--source-rate-limit", "10000"])
+        .env(taxiflow::runtime::sink_operator::ABORT_BEFORE_COMMIT, "8")
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!first.status.success() && text.contains("aborting before the sink commits"), "{}", common::crash::tail(&log));
+    let seen = common::kafka_broker::read_committed(&broker.address(), "alerts");
+    let committed = seen.iter().filter(|v| !v.contains("\"type\":\"watermark\"")).count();
+    assert!(committed < expected.lines().count(), "only the epochs before are committed");
+    assert!(committed > 0, "the epochs before are committed: {} values; {}", seen.len(), text);
+    // The restart restores the checkpoint of the committed epoch (the 7th), not the newest (the 8th), and produces that epoch again.
+    let second = common::taxiflow().args(&args).args(["-w", "3"]).env("RUST_LOG", "info").stderr(std::fs::File::options().append(true).open(&log).unwrap()).output().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(second.status.success(), "{}", common::crash::tail(&log));
+    // The epochs of the log's "checkpoint committed" lines: the first run's 7th is the one restored.
+    let epoch_of = |line: &str| line.split("epoch=").nth(1).and_then(|r| r.split(' ').next()).map(String::from);
+    let commits: Vec<String> = text.lines().filter(|l| l.contains("checkpoint committed")).filter_map(epoch_of).collect();
+    let restored = text.lines().find(|l| l.contains("restored checkpoint")).and_then(epoch_of);
+    assert!(text.contains("the sink did not commit the newest checkpoint's epoch"), "{}", common::crash::tail(&log));
+    assert_eq!(restored.as_ref(), commits.get(6), "the checkpoint of the last committed transaction is restored: {}", common::crash::tail(&log));
+    let values = common::kafka_broker::read_committed(&broker.address(), "alerts");
+    assert_same_lines(&sorted_messages(&values), &sorted_lines(&expected), "committed messages: each once");
+    let dead = common::kafka_broker::read_committed(&broker.address(), "alerts-dead");
+    assert_same_lines(&dead_letter_values(&dead), &records_of(&expected_dead), "dead letters in their own topic, each once");
+    // dispatch reads the transactional topic (read_committed) to its end offsets, which lie past the last
+    // transaction marker, and ends.
+    let file_out = dir.path().join("alerts-file");
+    run_alerts(&pg, &inputs, 1, &file_out);
+    let want = dispatch_reference(&[file_out.join("alerts.jsonl")]);
+    let out = dir.path().join("dispatch");
+    let topic = format!("kafka://{}/alerts", broker.address());
+    common::run_to_dir(&["dispatch", "--source", &topic, "--stop-at", "latest", "-w", "2", "--group", "dispatch-txn"], &out);
+    assert_same_lines(&std::fs::read_to_string(out.join("dispatch.jsonl")).unwrap(), &want, "dispatch from the transactional topic");
+}
+
+#[test]
+fn killed_ten_times_into_kafka_with_transactions_the_committed_topic_equals_an_uninterrupted_run() {
+    let pg = configured();
+    let dir = tempfile::tempdir().unwrap();
+    let inputs: Vec<PathBuf> = (0..2).map(|p| dir.path().join(format!("events-{p}.jsonl"))).collect();
+    for (p, path) in inputs.iter().enumerate() {
+        generate(path, 60_000, 200, 60 + p as u64);
+    }
+    let (expected, expected_dead) = reference(&pg, &inputs);
+    let (broker, args) = transactional_run(&pg, &inputs, dir.path());
+    let log = dir.path().join("log");
+    let used = common::crash::crash_loop(
+        17,
+        Duration::from_millis(100),
+        &log,
+        |_| {},
+        |workers, last| {
+            let mut c = common::taxiflow();
+            c.args(&args).args(["-w", &workers.to_string()]);
+            if !last {
+                c.args(["--source-rate-limit", "10000"]);
+            }
+            c
+        },
+    );
+    eprintln!("worker counts of the starts: {used:?}");
+    let values = common::kafka_broker::read_committed(&broker.address(), "alerts");
+    assert_same_lines(&sorted_messages(&values), &sorted_lines(&expected), "committed messages after 10 kills: none lost, none twice");
+    let dead = common::kafka_broker::read_committed(&broker.address(), "alerts-dead");
+    assert_same_lines(&dead_letter_values(&dead), &records_of(&expected_dead), "dead letters after 10 kills, each once");
+}
+
+/// Produces `lines` to `topic` (one message each, no key) and waits for their acknowledgement.
+fn produce(brokers: &str, topic: &str, lines: &[String]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    for line in lines {
+        producer.send(BaseRecord::<(), str>::to(topic).payload(line.as_str())).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// The alerts of `device` in `out/alerts.jsonl` so far, as JSON.
+fn alerts_of(out: &Path, device: i64) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap_or_default();
+    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|v| v["type"] == "alert" && v["device"] == device).collect()
+}
+
+/// Waits until `device` has `n` alerts in `out`, while `child` runs.
+fn wait_for_alerts(out: &Path, device: i64, n: usize, child: &mut std::process::Child, log: &Path) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let alerts = alerts_of(out, device);
+        if alerts.len() >= n {
+            return alerts;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the job ended; log: {}", common::crash::tail(log));
+        assert!(std::time::Instant::now() < deadline, "no {n} alerts of device {device} within 2 minutes; log: {}", common::crash::tail(log));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Device `device`'s events that raise rule 1's alert at `second` + 1 (A then B), revoking an open one first (run),
+/// and a later event of device 99 that moves the watermark past them.
+fn raising(device: i64, second: u32, tag: &str) -> Vec<String> {
+    let at = |s: u32| format!("2026-03-02T08:{:02}:{:02}.000Z", s / 60, s % 60);
+    vec![
+        event("run", None, &at(second), &format!("{tag}-run"), device),
+        event("fault", Some(1), &at(second + 1), &format!("{tag}-a"), device),
+        event("fault", Some(2), &at(second + 2), &format!("{tag}-b"), device),
+        event("run", None, &at(second + 20), &format!("{tag}-push"), 99),
+    ]
+}
+
+/// The alerts job reading `topic` of `broker` into a file sink, with `extra` flags, logging to `log`.
+fn streaming_alerts(pg: &LocalPostgres, brokers: &str, topic: &str, out: &Path, log: &Path, extra: &[&str]) -> common::KillOnDrop {
+    common::kafka_broker::create_topic(brokers, topic, 1);
+    let child = common::taxiflow()
+        .args(["run", "alerts", "--rules", &pg.url, "--sla", &pg.url, "--source", &format!("kafka://{brokers}/{topic}"), "--group", topic])
+        .args(["--sink", &format!("file://{}", out.display())])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    common::KillOnDrop(child)
+}
+
+#[test]
+fn device_settings_come_through_a_cache_changed_after_its_ttl_and_at_once_with_change_data_capture() {
+    let pg = configured();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::kafka_broker::Broker::start(common::free_port(), &dir.path().join("broker"));
+    let delay = |a: &serde_json::Value| a["delay_ms"].as_u64().unwrap();
+    // (ttl, cdc, whether the change must be seen): a cached row is used until its TTL ends, however the table
+    // changes; after the TTL it is read again; with change data capture the change is seen at once.
+    for (case, (ttl, cdc)) in [("1h", false), ("2s", false), ("1h", true)].into_iter().enumerate() {
+        pg.sql("UPDATE device_sla SET delay_ms = 2000 WHERE device_id = 1");
+        let (out, log, topic) = (dir.path().join(format!("out-{case}")), dir.path().join(format!("log-{case}")), format!("events-{case}"));
+        let mut extra = vec!["--lookup-cache-ttl", ttl];
+        if cdc {
+            extra.push("--sla-cdc");
+        }
+        let mut job = streaming_alerts(&pg, &broker.address(), &topic, &out, &log, &extra);
+        produce(&broker.address(), &topic, &raising(1, 0, "p1"));
+        let first = wait_for_alerts(&out, 1, 1, &mut job.0, &log);
+        assert_eq!(delay(&first[0]), 2000);
+        pg.sql("UPDATE device_sla SET delay_ms = 7000 WHERE device_id = 1");
+        match (ttl, cdc) {
+            // The TTL itself is what is waited for: the row cached at the first alert is older than 2 s after it.
+            ("2s", _) => std::thread::sleep(Duration::from_secs(2)),
+            (_, true) => common::wait_for_log(&log, "device_sla changed", 1, &mut job.0),
+            _ => {}
+        }
+        produce(&broker.address(), &topic, &raising(1, 60, "p2"));
+        let second = wait_for_alerts(&out, 1, 2, &mut job.0, &log);
+        let want = if ttl == "1h" && !cdc { 2000 } else { 7000 };
+        assert_eq!(delay(&second[1]), want, "ttl {ttl}, cdc {cdc}: {}", common::crash::tail(&log));
+        drop(job);
+    }
+}
+
+#[test]
+fn postgres_stopped_during_a_run_holds_the_alerts_back_until_it_is_back() {
+    let mut pg = configured();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::kafka_broker::Broker::start(common::free_port(), &dir.path().join("broker"));
+    let (out, log) = (dir.path().join("out"), dir.path().join("log"));
+    let mut job = streaming_alerts(&pg, &broker.address(), "events", &out, &log, &["--sla-cdc"]);
+    produce(&broker.address(), "events", &raising(1, 0, "p1"));
+    assert_eq!(wait_for_alerts(&out, 1, 1, &mut job.0, &log)[0]["delay_ms"], 2000);
+    pg.stop();
+    // Device 2's settings are not cached: its alert waits while the lookups fail, and is not emitted without them.
+    produce(&broker.address(), "events", &raising(2, 60, "p2"));
+    common::wait_for_log(&log, "device_sla lookup failed; the alerts wait", 1, &mut job.0);
+    assert!(alerts_of(&out, 2).is_empty(), "no alert without its settings");
+    pg.restart();
+    let alert = &wait_for_alerts(&out, 2, 1, &mut job.0, &log)[0];
+    assert_eq!((alert["overrides"].as_str(), alert["delay_ms"].as_u64()), (Some("press 4"), Some(0)), "device 2's settings");
+    // Change data capture reconnects with a new slot and sees changes again.
+    common::wait_for_log(&log, "change data capture reconnected", 1, &mut job.0);
+    pg.sql("UPDATE device_sla SET delay_ms = 9000 WHERE device_id = 1");
+    common::wait_for_log(&log, "device_sla changed", 1, &mut job.0);
+    produce(&broker.address(), "events", &raising(1, 120, "p3"));
+    assert_eq!(wait_for_alerts(&out, 1, 2, &mut job.0, &log)[1]["delay_ms"], 9000);
+    drop(job);
+}
+
+#[test]
+fn a_lookup_that_keeps_failing_stops_the_run_with_the_reason() {
+    let mut pg = configured();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::kafka_broker::Broker::start(common::free_port(), &dir.path().join("broker"));
+    let (out, log) = (dir.path().join("out"), dir.path().join("log"));
+    let mut job = streaming_alerts(&pg, &broker.address(), "events", &out, &log, &[]);
+    common::wait_for_log(&log, "kafka source assigned", 1, &mut job.0);
+    pg.stop();
+    produce(&broker.address(), "events", &raising(1, 0, "p1"));
+    // Retried with backoff for 30 s (taxiflow::connectors::postgres::RETRY_FOR), then the run stops.
+    let status = job.0.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{}", common::crash::tail(&log));
+    assert!(text.contains("device_sla lookup failed") && text.contains("alerts are not emitted without their settings"), "{}", common::crash::tail(&log));
+    assert!(alerts_of(&out, 1).is_empty(), "no alert without its settings");
+}

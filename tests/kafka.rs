@@ -171,16 +171,6 @@ fn wait_for_lines(path: &Path, ready: impl Fn(&[String]) -> bool) -> Vec<String>
     }
 }
 
-/// A child process that is killed if the test ends (or fails) before it stopped.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn sigterm(child: &mut std::process::Child) -> std::process::Output {
     // SAFETY: signals our own child process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
@@ -222,7 +212,7 @@ fn unbounded_run_emits_closed_windows_and_stops_cleanly_on_sigterm() {
     })
     .unwrap();
     let out = dir.path().join("stream");
-    let mut child = KillOnDrop(common::taxiflow()
+    let mut child = common::KillOnDrop(common::taxiflow()
         .args(["run", "-w", "2", "--profile", "refarch", "--source", &format!("kafka://{}/trips", topic.brokers), "--sink"])
         .arg(format!("file://{}", out.display()))
         .stdout(std::process::Stdio::piped())
@@ -256,7 +246,7 @@ fn idle_partition_stops_holding_progress_back() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let mut child = KillOnDrop(common::taxiflow()
+    let mut child = common::KillOnDrop(common::taxiflow()
         .args(["run", "--idle-timeout", "1s", "--source", &format!("kafka://{brokers}/trips"), "--sink"])
         .arg(format!("file://{}", out.display()))
         .stdout(std::process::Stdio::piped())

@@ -155,6 +155,8 @@ pub struct SinkContext<'a> {
     pub restored_epoch: u64,
     /// The run takes checkpoints.
     pub checkpointing: bool,
+    /// `--checkpoint-interval`, when the run takes checkpoints.
+    pub checkpoint_interval: Option<std::time::Duration>,
     /// The run's stop signal, for sinks whose background work can fail.
     pub shutdown: Shutdown,
 }
@@ -170,6 +172,20 @@ pub trait SinkConnector: Send + Sync {
     /// # Errors
     /// The sink cannot be opened, naming `--sink` or the flag at fault.
     fn open(&self, ctx: SinkContext<'_>) -> anyhow::Result<Box<dyn Sink>>;
+
+    /// The newest epoch whose output the sink's system holds as committed, asked before a restore from the
+    /// checkpoint of `epoch` whose sink state is `restored`. A sink that publishes an epoch after its checkpoint
+    /// and can publish it again from the checkpoint's state (part files) answers `epoch`, the default; one whose
+    /// commit is lost with the process (Kafka transactions, which librdkafka cannot resume) answers the epoch of
+    /// its last commit (0: none of this run), and the run then restores the checkpoint of that epoch and
+    /// produces the later ones again.
+    ///
+    /// # Errors
+    /// The sink's system cannot be asked; the run does not start.
+    fn committed_epoch(&self, restored: &[u8], epoch: u64) -> anyhow::Result<u64> {
+        let _ = restored;
+        Ok(epoch)
+    }
 }
 
 /// Groups of connector flags, each a clap `Args` struct of its connector; [`SOURCES`] and [`SINKS`] say which
@@ -184,6 +200,8 @@ pub enum FlagGroup {
     Kafka,
     /// [`kafka::source::KafkaSourceArgs`].
     KafkaSource,
+    /// [`kafka::sink::KafkaSinkArgs`].
+    KafkaSink,
     /// [`kinesis::KinesisArgs`].
     Kinesis,
     /// [`crate::aws::AwsArgs`].
@@ -201,11 +219,12 @@ pub fn flag_ids<A: clap::Args>() -> Vec<String> {
 
 impl FlagGroup {
     /// Every group.
-    pub const ALL: [FlagGroup; 8] = [
+    pub const ALL: [FlagGroup; 9] = [
         FlagGroup::FileSource,
         FlagGroup::Stream,
         FlagGroup::Kafka,
         FlagGroup::KafkaSource,
+        FlagGroup::KafkaSink,
         FlagGroup::Kinesis,
         FlagGroup::Aws,
         FlagGroup::Elasticsearch,
@@ -219,6 +238,7 @@ impl FlagGroup {
             FlagGroup::Stream => flag_ids::<StreamArgs>(),
             FlagGroup::Kafka => flag_ids::<kafka::KafkaArgs>(),
             FlagGroup::KafkaSource => flag_ids::<kafka::source::KafkaSourceArgs>(),
+            FlagGroup::KafkaSink => flag_ids::<kafka::sink::KafkaSinkArgs>(),
             FlagGroup::Kinesis => flag_ids::<kinesis::KinesisArgs>(),
             FlagGroup::Aws => flag_ids::<crate::aws::AwsArgs>(),
             FlagGroup::Elasticsearch => flag_ids::<elasticsearch::args::EsArgs>(),
@@ -250,7 +270,7 @@ pub const SINKS: &[ConnectorInfo] = &[
     ConnectorInfo { scheme: "file", name: "file sink", flags: &[] },
     ConnectorInfo { scheme: "file+parts", name: "file sink of a partitioned output", flags: &[FlagGroup::PartFiles] },
     ConnectorInfo { scheme: "stdout", name: "standard output sink", flags: &[] },
-    ConnectorInfo { scheme: "kafka", name: "Kafka sink", flags: &[FlagGroup::Kafka] },
+    ConnectorInfo { scheme: "kafka", name: "Kafka sink", flags: &[FlagGroup::Kafka, FlagGroup::KafkaSink] },
     ConnectorInfo { scheme: "es", name: "Elasticsearch sink", flags: &[FlagGroup::Elasticsearch, FlagGroup::Aws] },
     ConnectorInfo { scheme: "s3", name: "S3 sink", flags: &[FlagGroup::PartFiles, FlagGroup::Aws] },
 ];
@@ -292,6 +312,9 @@ pub struct ConnectorArgs {
     /// Kafka source flags.
     #[command(flatten, next_help_heading = "Kafka source and sink")]
     pub kafka_source: kafka::source::KafkaSourceArgs,
+    /// Kafka sink flags.
+    #[command(flatten, next_help_heading = "Kafka source and sink")]
+    pub kafka_sink: kafka::sink::KafkaSinkArgs,
     /// Kinesis flags.
     #[command(flatten, next_help_heading = "Kinesis source")]
     pub kinesis: kinesis::KinesisArgs,
@@ -383,7 +406,7 @@ pub fn sink(url: &str, outputs: &Outputs, args: &ConnectorArgs) -> anyhow::Resul
         "stdout" => Box::new(stdout::StdoutSink),
         "file" => Box::new(file::sink::FileSink::parse(url)?),
         "file+parts" => Box::new(part_files::PartFileSink::local(url, &args.parts)?),
-        "kafka" => Box::new(kafka::sink::KafkaSinkConnector::from_args(url, &args.kafka)?),
+        "kafka" => Box::new(kafka::sink::KafkaSinkConnector::from_args(url, &args.kafka, &args.kafka_sink)?),
         "es" => Box::new(elasticsearch::EsSinkConnector::from_args(url, &args.es, args.aws.region.as_deref())?),
         "s3" => Box::new(part_files::PartFileSink::s3(url, &args.parts, &args.aws)?),
         other => bail!("--sink {url:?}: {other} is not a sink"),

@@ -14,7 +14,11 @@
 //! | `taxiflow_output_watermark_ms` | gauge | | last window end released to the sink, ms since the Unix epoch |
 //! | `taxiflow_kafka_consumer_lag_records` | gauge | partition | end offset minus next offset of the Kafka source |
 //! | `taxiflow_kafka_millis_behind_latest` | gauge | partition | now minus the broker time of the last record read, while behind |
-//! | `taxiflow_kafka_offsets_skipped_total` | counter | partition | offsets the broker no longer had (retention) |
+//! | `taxiflow_kafka_offsets_skipped_total` | counter | partition | offsets without a record for the consumer: transaction markers, aborted records, records deleted by retention |
+//! | `taxiflow_lookup_cache_hits_total` | counter | | device settings found in the lookup cache (alerts job) |
+//! | `taxiflow_lookup_cache_misses_total` | counter | | device settings read from PostgreSQL |
+//! | `taxiflow_lookup_failures_total` | counter | | lookups that failed (retried with backoff) |
+//! | `taxiflow_lookup_changes_total` | counter | | changed `device_sla` rows seen by `--sla-cdc` |
 //! | `taxiflow_es_bulk_requests_total` | counter | outcome (`ok`, `retry`, `refused`, `too_large`) | Elasticsearch bulk requests by answer |
 //! | `taxiflow_es_documents_indexed_total` | counter | index | documents the cluster acknowledged |
 //! | `taxiflow_es_item_failures_total` | counter | status | bulk items that failed, by HTTP status |

@@ -86,7 +86,7 @@ pub fn run<J: Job>(options: RunOptions<J>) -> anyhow::Result<RunReport> {
     let identity = job_identity(info.name, &job.identity(), &source.describe(), &sink.describe());
     let (restored, store) = match &checkpoint {
         Some(c) => {
-            let (restored, store) = restore(c, &identity)?;
+            let (restored, store) = restore(c, &identity, sink.as_ref())?;
             (restored, Some(store))
         }
         None => (None, None),
@@ -106,6 +106,7 @@ pub fn run<J: Job>(options: RunOptions<J>) -> anyhow::Result<RunReport> {
             restored: restored.as_ref().map(|c| c.sink.as_slice()),
             restored_epoch: restored.as_ref().map_or(0, |c| c.epoch),
             checkpointing,
+            checkpoint_interval: checkpoint.as_ref().map(|c| c.interval),
             shutdown: shutdown.clone(),
         };
         Some(SinkWriter::new(sink.open(context)?, &outputs, checkpointing, shutdown.clone()))
@@ -198,12 +199,16 @@ pub fn run<J: Job>(options: RunOptions<J>) -> anyhow::Result<RunReport> {
 }
 
 /// Opens the checkpoint store of `options` and returns the newest usable checkpoint of `job` (none at a first
-/// start or with `--checkpoint-reset`), logging and recording the restore time.
+/// start or with `--checkpoint-reset`) whose epoch `sink` holds as committed
+/// ([`SinkConnector::committed_epoch`]: an older one when the sink lost the commit of the newest, whose file is
+/// then removed), logging and recording the restore time.
 ///
 /// # Errors
 /// `--checkpoint-dir`: checkpoint files exist but none is usable (corrupt), or the newest belongs to another
-/// job (other inputs or settings); both refuse to start unless `--checkpoint-reset` is given.
-pub fn restore(options: &CheckpointOptions, job: &str) -> anyhow::Result<(Option<Checkpoint>, CheckpointStore)> {
+/// job (other inputs or settings); both refuse to start unless `--checkpoint-reset` is given. The sink holds a
+/// later epoch as committed than the newest usable checkpoint, or an earlier one whose checkpoint is gone: a
+/// restore would write some output twice or lose it.
+pub fn restore(options: &CheckpointOptions, job: &str, sink: &dyn SinkConnector) -> anyhow::Result<(Option<Checkpoint>, CheckpointStore)> {
     let started = Instant::now();
     let store = CheckpointStore::open(&options.location)?;
     if options.reset {
@@ -227,6 +232,26 @@ pub fn restore(options: &CheckpointOptions, job: &str) -> anyhow::Result<(Option
             checkpoint.job
         );
     }
+    let committed = sink.committed_epoch(&checkpoint.sink, checkpoint.epoch)?;
+    let checkpoint = if committed == checkpoint.epoch {
+        checkpoint
+    } else if committed > checkpoint.epoch {
+        anyhow::bail!(
+            "--checkpoint-dir {}: the sink {} has committed epoch {committed}, but the newest usable checkpoint is of epoch {}: restoring it would write epochs {}..={committed} twice",
+            options.location,
+            sink.describe(),
+            checkpoint.epoch,
+            checkpoint.epoch + 1
+        );
+    } else {
+        tracing::warn!(epoch = checkpoint.epoch, committed, "the sink did not commit the newest checkpoint's epoch (the process stopped between the checkpoint and the commit): restoring the checkpoint of the committed epoch");
+        store.discard_after(committed)?;
+        if committed == 0 {
+            tracing::info!(dir = %options.location, "nothing committed yet: starting from the beginning");
+            return Ok((None, store));
+        }
+        store.load_epoch(committed).with_context(|| format!("--checkpoint-dir {}: the sink committed epoch {committed}, whose checkpoint cannot be read", options.location))?
+    };
     let seconds = started.elapsed().as_secs_f64();
     metrics::gauge!("taxiflow_checkpoint_restore_seconds").set(seconds);
     metrics::gauge!("taxiflow_checkpoint_last_epoch").set(checkpoint.epoch as f64);

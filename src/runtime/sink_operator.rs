@@ -46,7 +46,17 @@ pub struct SinkWriter {
     shutdown: Shutdown,
     /// Per output with watermark records: the last W written and when the next may be.
     watermarks: Vec<(u16, WatermarkRecords, Option<u64>, Instant)>,
+    /// Fault injection for crash tests, [`ABORT_BEFORE_COMMIT`]: the commit (counted from 1 in this process)
+    /// before which the process aborts.
+    abort_before_commit: Option<u64>,
+    /// Commits so far in this process.
+    commits: u64,
 }
+
+/// Fault injection for crash tests: with this environment variable set to N, the process aborts (like a
+/// SIGKILL: no cleanup, nothing flushed) after its N-th checkpoint is durable and before the sink is told to
+/// commit it, the one moment a crash loop cannot aim at from outside. Read once, when the sink opens.
+pub const ABORT_BEFORE_COMMIT: &str = "TAXIFLOW_FAULT_ABORT_BEFORE_SINK_COMMIT";
 
 impl SinkWriter {
     /// Wraps `sink` for the run's `outputs`.
@@ -54,7 +64,8 @@ impl SinkWriter {
         let release = sink.release(checkpointing);
         let acknowledges = sink.acknowledges();
         let watermarks = outputs.schemas.iter().enumerate().filter_map(|(i, o)| o.watermarks.map(|w| (i as u16, w, None, Instant::now()))).collect();
-        SinkWriter { sink, release, acknowledges, written: vec![0; outputs.schemas.len()], outputs: outputs.clone(), error: None, shutdown, watermarks }
+        let abort_before_commit = std::env::var(ABORT_BEFORE_COMMIT).ok().and_then(|n| n.parse().ok());
+        SinkWriter { sink, release, acknowledges, written: vec![0; outputs.schemas.len()], outputs: outputs.clone(), error: None, shutdown, watermarks, abort_before_commit, commits: 0 }
     }
 
     /// Writes the watermark records of the outputs that have them (see [`WatermarkRecords`]): `w` is the largest
@@ -146,6 +157,11 @@ impl SinkWriter {
 
     /// Publishes what was staged for `epoch` (its checkpoint is durable).
     pub fn commit(&mut self, epoch: u64) {
+        self.commits += 1;
+        if self.abort_before_commit == Some(self.commits) {
+            tracing::warn!(epoch, "{ABORT_BEFORE_COMMIT}: aborting before the sink commits");
+            std::process::abort();
+        }
         let result = self.sink.commit(epoch);
         self.check(result);
     }

@@ -69,6 +69,16 @@ pub fn wait_for_log(log: &Path, needle: &str, count: usize, child: &mut std::pro
     }
 }
 
+/// A child process that is killed if the test ends (or fails) before it stopped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -318,10 +318,7 @@ pub fn kafka_source<'s, J: Job>(scope: Scope<'s, Time>, options: KafkaSourceOpti
                         continue; // past the end offset of a bounded read
                     }
                     if message.offset() > state.next_offset {
-                        // Records the broker no longer has (retention) or never will (aborted): say so.
-                        let skipped = message.offset() - state.next_offset;
-                        tracing::warn!(partition = p, from = state.next_offset, skipped, "offsets skipped: records deleted by retention are not read");
-                        metrics::counter!("taxiflow_kafka_offsets_skipped_total", "partition" => p.to_string()).increment(skipped as u64);
+                        skipped(p, state.next_offset, message.offset());
                     }
                     state.next_offset = message.offset() + 1;
                     state.dirty = true;
@@ -336,6 +333,12 @@ pub fn kafka_source<'s, J: Job>(scope: Scope<'s, Time>, options: KafkaSourceOpti
             }
         }
         outputs.send(&mut batch);
+        if received < limit {
+            // Caught up: move past offsets without a record for the application (transaction markers, records
+            // of aborted transactions), as the consumer's position does, so that a bounded read of a topic
+            // written with transactions reaches its end offset.
+            past_markers(&consumer, &options.topic.topic, &mut partitions);
+        }
 
         let now = Instant::now();
         if now >= next_commit {
@@ -387,6 +390,30 @@ fn report_lag(watched: &Watched, partitions: &BTreeMap<i32, PartitionState>) {
         let behind = if lag == 0 { 0 } else { s.last_timestamp_ms.map_or(0, |t| (now_ms - t).max(0)) };
         metrics::gauge!("taxiflow_kafka_consumer_lag_records", "partition" => p.to_string()).set(lag as f64);
         metrics::gauge!("taxiflow_kafka_millis_behind_latest", "partition" => p.to_string()).set(behind as f64);
+    }
+}
+
+/// Counts offsets `from..to` of partition `p` that the consumer skipped: transaction markers (one after every
+/// transaction), records of aborted transactions (not delivered to a `read_committed` consumer) and records
+/// deleted by retention.
+fn skipped(p: i32, from: i64, to: i64) {
+    tracing::debug!(partition = p, from, skipped = to - from, "offsets skipped: transaction markers, aborted records, or records deleted by retention");
+    metrics::counter!("taxiflow_kafka_offsets_skipped_total", "partition" => p.to_string()).increment((to - from) as u64);
+}
+
+/// Advances each partition's next offset to the consumer's position where that is ahead (nothing is queued for
+/// the application in between: the position moves past transaction markers and aborted records only when no
+/// record precedes them). A local call, no request to the broker.
+fn past_markers(consumer: &BaseConsumer, topic: &str, partitions: &mut BTreeMap<i32, PartitionState>) {
+    let Ok(position) = consumer.position() else { return };
+    for e in position.elements_for_topic(topic) {
+        let (Offset::Offset(at), Some(state)) = (e.offset(), partitions.get_mut(&e.partition())) else { continue };
+        let at = state.end.map_or(at, |end| at.min(end));
+        if at > state.next_offset && !state.finished() {
+            skipped(e.partition(), state.next_offset, at);
+            state.next_offset = at;
+            state.dirty = true;
+        }
     }
 }
 

@@ -182,6 +182,32 @@ impl CheckpointStore {
         Ok(Loaded { checkpoint: None, skipped })
     }
 
+    /// Reads the checkpoint of `epoch`.
+    ///
+    /// # Errors
+    /// There is none, or it is unusable (corrupt).
+    pub fn load_epoch(&self, epoch: u64) -> anyhow::Result<Checkpoint> {
+        let Some((_, name)) = self.files()?.into_iter().find(|(e, _)| *e == epoch) else {
+            bail!("no checkpoint of epoch {epoch} in {}", self.describe());
+        };
+        read(&self.fetch(&name)?)
+    }
+
+    /// Removes the checkpoints newer than `epoch` (their output was never committed by the sink; the run writes
+    /// them again).
+    ///
+    /// # Errors
+    /// A file or object cannot be removed.
+    pub fn discard_after(&self, epoch: u64) -> anyhow::Result<()> {
+        for (e, name) in self.files()? {
+            if e > epoch {
+                tracing::info!(file = %name, "removing a checkpoint whose output the sink did not commit");
+                self.remove(&name).with_context(|| format!("--checkpoint-dir: cannot remove {name}"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes every checkpoint file (`--checkpoint-reset`).
     ///
     /// # Errors

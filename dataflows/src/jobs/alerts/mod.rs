@@ -12,8 +12,8 @@
 //!
 //! Event time: `Param.Timestamp`. Watermark per partition: max event time − `--max-out-of-orderness` (default 5 s)
 //! − 1 ms (Flink's bounded out-of-orderness). Lateness is record-level: an event at or behind its partition's
-//! watermark is late. Device settings (`device_sla`, §3) are the connector's snapshot of the table, given to the
-//! job at start ([`SlaTable`]).
+//! watermark is late. Device settings (`device_sla`, §3) come from a [`SlaLookup`] the connector gives the job: a
+//! raised alert is enriched as of processing time ([`enrich`]); a table is its own static lookup.
 
 pub mod event;
 pub mod generator;
@@ -44,6 +44,19 @@ pub struct AlertsArgs {
     /// null info and overrides and delay_ms 0).
     #[arg(long, value_name = "URL")]
     pub sla: Option<String>,
+    /// Rows of device_sla kept in the lookup cache (least recently used dropped first; devices without a row are
+    /// cached too), as the reference's lookup.cache.max-rows.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub lookup_cache_max_rows: u64,
+    /// How long a cached device_sla row is used before it is read again (expire after write), as the reference's
+    /// lookup.cache.ttl: a change of the table reaches alerts within this time.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    pub lookup_cache_ttl: std::time::Duration,
+    /// Change data capture of device_sla (beyond the reference): a temporary logical replication slot
+    /// (test_decoding; the server needs wal_level=logical) is read every 200 ms, and a changed device's cached row
+    /// is dropped, so the change reaches the next alert within a second instead of a TTL.
+    #[arg(long)]
+    pub sla_cdc: bool,
     /// The shortest time between two watermark records of the alert output (written when its event-time
     /// frontier advances, and once at the end).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
@@ -65,6 +78,23 @@ pub struct Sla {
 /// and `delay_ms` 0).
 pub type SlaTable = BTreeMap<i64, Sla>;
 
+/// The LEFT lookup of `device_sla` (§3) as of processing time (Flink's `FOR SYSTEM_TIME AS OF proctime`): the
+/// PostgreSQL connector's cached lookup, or a static table.
+pub trait SlaLookup: Send + Sync + std::fmt::Debug {
+    /// The settings of each of `devices`, in their order (`None`: the device has no row).
+    ///
+    /// # Errors
+    /// The settings cannot be had now (the server is unreachable): the caller emits nothing that needs them and
+    /// asks again later; the implementation stops the run with the reason when the failure lasts.
+    fn lookup(&self, devices: &[i64]) -> Result<Vec<Option<Sla>>, String>;
+}
+
+impl SlaLookup for SlaTable {
+    fn lookup(&self, devices: &[i64]) -> Result<Vec<Option<Sla>>, String> {
+        Ok(devices.iter().map(|d| self.get(d).cloned()).collect())
+    }
+}
+
 /// Name of the job's output (the alert topic; `alerts.jsonl` of a file sink).
 pub const ALERTS: &str = "alerts";
 
@@ -77,7 +107,7 @@ pub struct AlertsJob {
     /// The enabled rules of `alert_rule`, ordered by `rule_id`.
     pub rules: Arc<Vec<Rule>>,
     /// The device settings.
-    pub sla: Arc<SlaTable>,
+    pub sla: Arc<dyn SlaLookup>,
     /// `--max-out-of-orderness`, ms (default 5 s).
     pub bound_ms: u64,
     /// `--watermark-interval`, ms (default 1 s).
@@ -90,12 +120,12 @@ impl AlertsJob {
     ///
     /// # Errors
     /// `--window` given, or a bad `--max-out-of-orderness`.
-    pub fn new(rules: Vec<Rule>, sla: SlaTable, window: &super::WindowArgs, watermark_interval: std::time::Duration) -> Result<AlertsJob, String> {
+    pub fn new(rules: Vec<Rule>, sla: Arc<dyn SlaLookup>, window: &super::WindowArgs, watermark_interval: std::time::Duration) -> Result<AlertsJob, String> {
         if window.window.is_some() {
             return Err("--window: the alerts job has no windows (see docs/jobs/alerts.md)".to_string());
         }
         let watermark_interval_ms = watermark_interval.as_millis() as u64;
-        Ok(AlertsJob { rules: Arc::new(rules), sla: Arc::new(sla), bound_ms: window.bound_ms()?.unwrap_or(5_000), watermark_interval_ms })
+        Ok(AlertsJob { rules: Arc::new(rules), sla, bound_ms: window.bound_ms()?.unwrap_or(5_000), watermark_interval_ms })
     }
 }
 
@@ -122,8 +152,9 @@ fn fields() -> Vec<Field> {
     ]
 }
 
-/// Appends the rows of the messages of `step` (revoke first, §2's order) of `device` under `rule` to `out`.
-pub fn message_rows(job: &AlertsJob, rule: &Rule, device: i64, step: Step, out: &mut Vec<Row>) {
+/// Appends the rows of the messages of `step` (revoke first, §2's order) of `device` under `rule` to `out`; an
+/// alert's settings (`info`, `overrides`, `delay_ms`) are left [`Value::Absent`] for [`enrich`].
+pub fn message_rows(rule: &Rule, device: i64, step: Step, out: &mut Vec<Row>) {
     let text = |s: &str| Value::Str(s.to_string());
     if let Some(r) = step.revoked {
         let mut values = vec![Value::Absent; 16];
@@ -137,9 +168,6 @@ pub fn message_rows(job: &AlertsJob, rule: &Rule, device: i64, step: Step, out: 
         out.push(Row { output: 0, id: r.alert_id, order: r.revoke_time as i64, window: None, values });
     }
     if let Some(a) = step.raised {
-        let none = Sla::default();
-        let sla = job.sla.get(&device).unwrap_or(&none);
-        let optional = |v: &Option<String>| v.as_deref().map_or(Value::Null, text);
         let mut values = vec![Value::Absent; 16];
         values[0] = text("alert");
         values[1] = text(&a.alert_id);
@@ -151,11 +179,35 @@ pub fn message_rows(job: &AlertsJob, rule: &Rule, device: i64, step: Step, out: 
         values[7] = Value::Int(a.fault.time as i64);
         values[8] = Value::Str(a.trigger_event_id);
         values[9] = Value::Str(a.fault.id.into_string());
-        values[10] = optional(&sla.info);
-        values[11] = optional(&sla.overrides);
-        values[12] = Value::Int(sla.delay_ms as i64);
         out.push(Row { output: 0, id: a.alert_id, order: a.alert_time as i64, window: None, values });
     }
+}
+
+/// Fills in the settings of every alert among the rows of `batches` (rows at some time each) from one lookup of
+/// their devices (§3: no row gives null `info` and `overrides` and `delay_ms` 0).
+///
+/// # Errors
+/// The lookup's: the rows are left as they are.
+pub fn enrich<T>(sla: &dyn SlaLookup, batches: &mut [(T, Vec<Row>)]) -> Result<(), String> {
+    let is_alert = |r: &Row| matches!(&r.values[0], Value::Str(t) if t == "alert");
+    let device = |r: &Row| if let Value::Int(d) = r.values[5] { Some(d) } else { None };
+    let mut devices: Vec<i64> = batches.iter().flat_map(|(_, rows)| rows.iter()).filter(|r| is_alert(r)).filter_map(device).collect();
+    if devices.is_empty() {
+        return Ok(());
+    }
+    devices.sort_unstable();
+    devices.dedup();
+    let settings = sla.lookup(&devices)?;
+    let optional = |v: &Option<String>| v.as_deref().map_or(Value::Null, |s| Value::Str(s.to_string()));
+    let none = Sla::default();
+    for row in batches.iter_mut().flat_map(|(_, rows)| rows.iter_mut()).filter(|r| is_alert(r)) {
+        let found = device(row).and_then(|d| devices.binary_search(&d).ok()).and_then(|i| settings.get(i)).and_then(Option::as_ref);
+        let sla = found.unwrap_or(&none);
+        row.values[10] = optional(&sla.info);
+        row.values[11] = optional(&sla.overrides);
+        row.values[12] = Value::Int(sla.delay_ms as i64);
+    }
+    Ok(())
 }
 
 impl Job for AlertsJob {

@@ -29,7 +29,7 @@ use timely::dataflow::StreamVec;
 
 use super::event::DeviceEvent;
 use super::machine::{step, RuleState};
-use super::{message_rows, AlertsJob, DUPLICATES};
+use super::{enrich, message_rows, AlertsJob, DUPLICATES};
 use crate::epoch::{event_time_frontier, time, CheckpointPart, EpochCaps, PartsOutput, Recovery, Time};
 use crate::job::Counters;
 use crate::output::{dead_letter_row, Origin, Row};
@@ -79,6 +79,11 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
     let start_epoch = recovery.start_epoch;
 
     let mut builder = OperatorBuilder::new("alerts".to_owned(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    // Messages evaluated but not emitted yet because the device settings could not be looked up, at their times:
+    // while there are any, nothing else is evaluated and no epoch is completed, so no checkpoint holds the rule
+    // states that produced them before they are emitted.
+    let mut stalled: Vec<(Time, Vec<Row>)> = Vec::new();
     let mut input = builder.new_input(events, Exchange::new(|e: &DeviceEvent| key_hash(&e.device)));
     let (rows_output, rows) = builder.new_output::<Vec<Row>>();
     let (parts_output, parts) = builder.new_output::<Vec<CheckpointPart>>();
@@ -114,6 +119,15 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
                     }
                 });
             }
+            if !stalled.is_empty() {
+                match enrich(job.sla.as_ref(), &mut stalled) {
+                    Ok(()) => emit(&mut rows_output, &caps, std::mem::take(&mut stalled)),
+                    Err(_) => {
+                        activator.activate_after(LOOKUP_RETRY);
+                        return;
+                    }
+                }
+            }
             // Checkpoint parts of the epochs this activation completed, before anything of a later epoch is evaluated.
             caps.complete_epochs(frontier, &mut parts_output, |e| CheckpointPart::Window { operator: OPERATOR.to_string(), worker: index as usize, state: snapshot(&machines, &pending, e) });
             let done = caps.done;
@@ -122,8 +136,8 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
             // Evaluate, in event order, every event the event-time frontier has passed, up to the first of an epoch
             // beyond the one being filled.
             let passed = event_time_frontier(frontier).unwrap_or(u64::MAX);
-            if let Some(floor) = &caps.floor {
-                let mut output = rows_output.activate();
+            let mut evaluated: Vec<(Time, Vec<Row>)> = Vec::new();
+            if caps.floor.is_some() {
                 while let Some(entry) = pending.first_entry() {
                     let (t, _, _) = *entry.key();
                     if t >= passed || entry.get().0 > limit {
@@ -138,19 +152,44 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
                         if state.is_empty() {
                             machines.remove(&key);
                         }
-                        message_rows(&job, rule, event.device, s, &mut messages);
+                        message_rows(rule, event.device, s, &mut messages);
                     }
                     if !messages.is_empty() {
-                        output.session(&floor.delayed(&time(t, done + 1))).give_iterator(messages.into_iter());
+                        evaluated.push((time(t, done + 1), messages));
                     }
                 }
             }
-            // Held at the earliest pending event (one of an epoch held back may be earlier than the frontier).
-            let hold = pending.first_key_value().map_or(passed, |((t, _, _), _)| (*t).min(passed));
+            match enrich(job.sla.as_ref(), &mut evaluated) {
+                Ok(()) => emit(&mut rows_output, &caps, evaluated),
+                Err(_) => {
+                    // The lookup reports and, when the failure lasts, stops the run.
+                    stalled = evaluated;
+                    activator.activate_after(LOOKUP_RETRY);
+                }
+            }
+            // Held at the earliest pending event (one of an epoch held back may be earlier than the frontier), and
+            // at the earliest stalled message.
+            let stalled_at = stalled.iter().map(|(t, _)| t.outer).min().unwrap_or(u64::MAX);
+            let hold = pending.first_key_value().map_or(passed, |((t, _, _), _)| (*t).min(passed)).min(stalled_at);
+            if !stalled.is_empty() && frontier.is_empty() {
+                return; // the capabilities stay until the stalled messages are emitted
+            }
             caps.settle(frontier, hold, &mut parts_output, || CheckpointPart::Window { operator: OPERATOR.to_string(), worker: index as usize, state: snapshot(&machines, &pending, u64::MAX) });
         }
     });
     (rows, parts)
+}
+
+/// How soon an activation whose device settings could not be looked up asks again.
+const LOOKUP_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Emits `batches` of messages at their times.
+fn emit(output: &mut OutputBuilder<Time, CapacityContainerBuilder<Vec<Row>>>, caps: &EpochCaps, batches: Vec<(Time, Vec<Row>)>) {
+    let Some(floor) = &caps.floor else { return };
+    let mut output = output.activate();
+    for (t, rows) in batches {
+        output.session(&floor.delayed(&t)).give_iterator(rows.into_iter());
+    }
 }
 
 /// The state of epoch `e`: every rule state, and the pending events read in epochs `≤ e`.
