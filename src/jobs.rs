@@ -112,12 +112,7 @@ pub const JOBS: &[JobEntry] = &[
         flags: &[],
         bundled_inputs: false,
         outputs: || DispatchJob.outputs(),
-        run: |_, invocation| {
-            if invocation.checkpoint.is_some() {
-                anyhow::bail!("--checkpoint-dir: the dispatch job does not take checkpoints yet (docs/jobs/dispatch.md)");
-            }
-            run_job(DispatchJob, invocation)
-        },
+        run: |_, invocation| run_job(DispatchJob, invocation),
     },
 ];
 

@@ -33,6 +33,15 @@ fn generate(path: &Path, count: u64, devices: u64, seed: u64) {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
+/// Two generated partitions (files) of `count` events each over the same span of event time (seeds `seed`, `seed + 1`).
+fn two_partitions(dir: &Path, count: u64, devices: u64, seed: u64) -> Vec<PathBuf> {
+    let inputs: Vec<PathBuf> = (0..2).map(|p| dir.join(format!("events-{p}.jsonl"))).collect();
+    for (p, path) in inputs.iter().enumerate() {
+        generate(path, count, devices, seed + p as u64);
+    }
+    inputs
+}
+
 /// The expected messages (JSON lines) and dead letters (`PATH\tLINE\tREASON` lines, sorted) of the reference.
 fn reference(pg: &LocalPostgres, inputs: &[PathBuf]) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -281,12 +290,9 @@ fn a_server_that_is_not_up_yet_is_retried_with_backoff() {
 fn killed_ten_times_with_checkpoints_equals_an_uninterrupted_run() {
     let pg = configured();
     let dir = tempfile::tempdir().unwrap();
-    let inputs: Vec<PathBuf> = (0..2).map(|p| dir.path().join(format!("events-{p}.jsonl"))).collect();
     // 2 × 60,000 events; read at 10,000/s per partition in the killed starts, in steps of 1,000 (a tenth of a
     // second's worth), so commits come every few steps and ten starts cannot read it all.
-    for (p, path) in inputs.iter().enumerate() {
-        generate(path, 60_000, 200, 40 + p as u64);
-    }
+    let inputs = two_partitions(dir.path(), 60_000, 200, 40);
     let (expected, expected_dead) = reference(&pg, &inputs);
     let out = dir.path().join("out");
     let checkpoints = dir.path().join("ck");
@@ -403,9 +409,6 @@ fn dispatch_scenarios_delay_deduplicate_override_and_revoke() {
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!((dead[0]["reason"].as_str(), dead[0]["line"].as_u64()), (Some("duplicate"), Some(10)));
     assert_eq!(common::summary_value(&String::from_utf8_lossy(&output.stdout), "duplicates"), 1);
-    // Not yet: checkpoints are refused, naming the flag.
-    let refused = common::taxiflow().args(["run", "dispatch", "--input", input.to_str().unwrap(), "--checkpoint-dir", dir.path().join("ck").to_str().unwrap()]).output().unwrap();
-    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("--checkpoint-dir"));
 }
 
 #[test]
@@ -491,10 +494,7 @@ fn exactly_once_into_kafka_a_commit_lost_between_checkpoint_and_transaction_is_p
     let dir = tempfile::tempdir().unwrap();
     // Two partitions over the same span of event time, so that the watermark and the output advance with the
     // input.
-    let inputs: Vec<PathBuf> = (0..2).map(|p| dir.path().join(format!("events-{p}.jsonl"))).collect();
-    for (p, path) in inputs.iter().enumerate() {
-        generate(path, 20_000, 100, 52 + p as u64);
-    }
+    let inputs = two_partitions(dir.path(), 20_000, 100, 52);
     let (expected, expected_dead) = reference(&pg, &inputs);
     let (broker, args) = transactional_run(&pg, &inputs, dir.path());
     // The process dies after its 8th checkpoint is durable and before its transaction is committed (the one moment
@@ -543,10 +543,7 @@ fn exactly_once_into_kafka_a_commit_lost_between_checkpoint_and_transaction_is_p
 fn killed_ten_times_into_kafka_with_transactions_the_committed_topic_equals_an_uninterrupted_run() {
     let pg = configured();
     let dir = tempfile::tempdir().unwrap();
-    let inputs: Vec<PathBuf> = (0..2).map(|p| dir.path().join(format!("events-{p}.jsonl"))).collect();
-    for (p, path) in inputs.iter().enumerate() {
-        generate(path, 60_000, 200, 60 + p as u64);
-    }
+    let inputs = two_partitions(dir.path(), 60_000, 200, 60);
     let (expected, expected_dead) = reference(&pg, &inputs);
     let (broker, args) = transactional_run(&pg, &inputs, dir.path());
     let log = dir.path().join("log");
@@ -703,4 +700,49 @@ fn a_lookup_that_keeps_failing_stops_the_run_with_the_reason() {
     assert!(!status.success(), "{}", common::crash::tail(&log));
     assert!(text.contains("device_sla lookup failed") && text.contains("alerts are not emitted without their settings"), "{}", common::crash::tail(&log));
     assert!(alerts_of(&out, 1).is_empty(), "no alert without its settings");
+}
+
+#[test]
+fn dispatch_killed_ten_times_into_kafka_with_transactions_the_committed_topic_equals_the_reference() {
+    use common::kafka_broker::{create_topic, Broker};
+    let pg = configured();
+    pg.sql("INSERT INTO device_sla SELECT d, 'd' || d, NULL, (d % 4) * 15000 FROM generate_series(10, 200) d");
+    let dir = tempfile::tempdir().unwrap();
+    // The alert topic as two files (partitions) of the alerts job's output, watermark records included.
+    let mut inputs = Vec::new();
+    for p in 0..2u64 {
+        let events = dir.path().join(format!("events-{p}.jsonl"));
+        generate(&events, 50_000, 200, 70 + p);
+        let out = dir.path().join(format!("alerts-{p}"));
+        run_alerts(&pg, std::slice::from_ref(&events), 1, &out);
+        inputs.push(out.join("alerts.jsonl"));
+    }
+    let expected = dispatch_reference(&inputs);
+    for kind in ["\"reason\":\"revoked\"", "\"reason\":\"superseded\"", "\"type\":\"dispatch\""] {
+        assert!(expected.contains(kind), "the stream exercises {kind}");
+    }
+    let broker = Broker::start(common::free_port(), &dir.path().join("broker"));
+    create_topic(&broker.address(), "dispatch", 3);
+    let (checkpoints, log) = (dir.path().join("ck"), dir.path().join("log"));
+    let used = common::crash::crash_loop(
+        23,
+        Duration::from_millis(100),
+        &log,
+        |_| {},
+        |workers, last| {
+            let mut c = common::taxiflow();
+            c.args(["run", "dispatch", "-w", &workers.to_string(), "--sink", &format!("kafka://{}/dispatch", broker.address()), "--kafka-transactions"]);
+            c.args(["--checkpoint-dir", checkpoints.to_str().unwrap(), "--checkpoint-interval", "100ms", "--min-split-bytes", "1000000000"]);
+            for i in &inputs {
+                c.arg("--input").arg(i);
+            }
+            if !last {
+                c.args(["--source-rate-limit", "3000"]);
+            }
+            c
+        },
+    );
+    eprintln!("worker counts of the starts: {used:?}");
+    let values = common::kafka_broker::read_committed(&broker.address(), "dispatch");
+    assert_same_lines(&sorted_messages(&values), &sorted_lines(&expected), "committed dispatch messages after 10 kills: none lost, none twice");
 }

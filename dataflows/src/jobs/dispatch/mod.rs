@@ -16,7 +16,14 @@
 //!    `superseded`), then `dispatch` of the new one.
 //!
 //! Progress comes from the alert topic's watermark records (per partition); at the end of a bounded input every
-//! alert still to become due is dispatched at its due time. The job does not take checkpoints yet.
+//! alert still to become due is dispatched at its due time.
+//!
+//! # Checkpoints
+//! Both keyed operators send parts: step 1 its pairing state (aligned, [`DueState`]), step 3 the collection of due
+//! alerts consolidated at the checkpoint's epoch and compacted below the event time up to which it has emitted
+//! ([`MessagesState`]). A restore (any `-w`/`-n`) feeds that collection back into the reduce at the first epoch,
+//! and step 3 ignores the changes below each device's restored `emitted_below`: the reduce's arrangement is
+//! rebuilt from the consolidated collection instead of being stored.
 
 pub mod record;
 
@@ -31,8 +38,8 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
 
-use crate::epoch::{event_time_frontier, time, Recovery, Time};
-use crate::job::{Counters, Job, JobInfo, JobStreams, Lateness, WatermarkStrategy};
+use crate::epoch::{event_time_frontier, time, CheckpointPart, EpochCaps, PartsOutput, Recovery, Time};
+use crate::job::{Counters, EventTime, Job, JobInfo, JobStreams, Lateness, WatermarkStrategy};
 use crate::output::{dead_letter_row, Field, FieldType, Origin, OutputSchema, Row, Value};
 use crate::window::aggregate::key_hash;
 use record::{AlertJson, AlertKind, AlertRecord};
@@ -131,88 +138,191 @@ impl Job for DispatchJob {
         &["duplicates"]
     }
 
-    fn build<'s>(&self, records: StreamVec<'s, Time, AlertRecord>, _recovery: &Recovery, counters: &Counters) -> JobStreams<'s> {
+    fn build<'s>(&self, records: StreamVec<'s, Time, AlertRecord>, recovery: &Recovery, counters: &Counters) -> JobStreams<'s> {
         let dead_letter = self.outputs().len() as u16;
-        let (due, duplicates) = due_updates(records, dead_letter, counters);
+        let (due, duplicates, due_parts) = due_updates(records, dead_letter, counters, recovery);
         let due: VecCollection<'s, Time, (i64, Candidate), isize> = due.as_collection();
         let top = due.clone().reduce(|_device, input, output| output.push((input[0].0.clone(), 1isize)));
-        let rows = messages(top.inner, due.inner).concat(duplicates);
-        let scope = rows.scope();
-        let checkpoint_parts = timely::dataflow::operators::generic::operator::empty(scope);
-        JobStreams { rows, checkpoint_parts }
+        let (rows, message_parts) = messages(top.inner, due.inner, recovery);
+        JobStreams { rows: rows.concat(duplicates), checkpoint_parts: message_parts.concat(due_parts) }
     }
 }
 
-/// Step 1: the updates of the collection of due alerts, and the `duplicate` dead letters.
-fn due_updates<'s>(records: StreamVec<'s, Time, AlertRecord>, dead_letter: u16, counters: &Counters) -> (StreamVec<'s, Time, DueUpdate>, StreamVec<'s, Time, Row>) {
+/// Name of the due-update operator's checkpoint parts ([`DueState`]).
+pub const DUE_OPERATOR: &str = "dispatch.due";
+
+/// Name of the message operator's checkpoint parts ([`MessagesState`]).
+pub const MESSAGES_OPERATOR: &str = "dispatch.messages";
+
+/// The due-update operator's state at the end of an epoch `e`: the pairing of alerts and revokes by `alert_id`, and
+/// the records of epochs `≤ e` not processed yet (read after a later epoch's cut, see [`due_updates`]).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct DueState {
+    /// `alert_id` → (device, the alert, its due time), while not revoked.
+    open: Vec<(String, (i64, Candidate, u64))>,
+    /// Revokes that came before their alert: `alert_id` → (device, revoke time).
+    early_revokes: Vec<(String, (i64, u64))>,
+    /// `alert_id`s revoked, by device (a redelivered alert is recognised after its revoke too).
+    closed: Vec<(String, i64)>,
+    /// Records read but not processed yet.
+    unprocessed: Vec<AlertRecord>,
+}
+
+/// The message operator's state at the end of an epoch `e`, of one worker: every message of an event time below
+/// `emitted_below` was emitted at an epoch `≤ e`, none at or above it; and the collection of due alerts of epochs
+/// `≤ e`, its times below `emitted_below` advanced to `emitted_below − 1` and consolidated (differential's
+/// compaction), so that only alerts still due remain of the past.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct MessagesState {
+    /// The worker and the number of workers of the run that sent it (which devices were its own).
+    worker: u64,
+    peers: u64,
+    emitted_below: u64,
+    /// `((device, alert), event time, diff)`.
+    due: Vec<((i64, Candidate), u64, isize)>,
+}
+
+/// Step 1: the updates of the collection of due alerts, the `duplicate` dead letters, and checkpoint parts.
+///
+/// With checkpoints the operator is aligned like Flink's aligned checkpoints: records of an epoch beyond the one
+/// being filled (`done + 1`) wait until the earlier epochs are complete, so that the part of epoch `e` (the pairing
+/// state and the records still to process) holds exactly the effects of the input of epochs `≤ e`. Updates are
+/// emitted at the epoch being filled. A restore keeps the entries of its own devices (any `-w`/`-n`) and emits the
+/// restored collection of due alerts ([`MessagesState::due`]) at the first epoch.
+fn due_updates<'s>(records: StreamVec<'s, Time, AlertRecord>, dead_letter: u16, counters: &Counters, recovery: &Recovery) -> (StreamVec<'s, Time, DueUpdate>, StreamVec<'s, Time, Row>, StreamVec<'s, Time, CheckpointPart>) {
     let scope = records.scope();
+    let (index, peers) = (scope.index() as u64, scope.peers() as u64);
+    let mine = move |device: i64| key_hash(&device) % peers == index;
     let counters = counters.clone();
+    let mut open: HashMap<String, (i64, Candidate, u64)> = HashMap::new();
+    let mut early_revokes: HashMap<String, (i64, u64)> = HashMap::new();
+    let mut closed: HashMap<String, i64> = HashMap::new();
+    // Records by epoch, not processed yet.
+    let mut unprocessed: BTreeMap<u64, Vec<AlertRecord>> = BTreeMap::new();
+    for bytes in recovery.windows.get(DUE_OPERATOR).into_iter().flatten() {
+        let part: DueState = bincode::deserialize(bytes).unwrap_or_else(|e| panic!("checkpointed state of {DUE_OPERATOR} does not match this job: {e}"));
+        open.extend(part.open.into_iter().filter(|(_, (d, _, _))| mine(*d)));
+        early_revokes.extend(part.early_revokes.into_iter().filter(|(_, (d, _))| mine(*d)));
+        closed.extend(part.closed.into_iter().filter(|(_, d)| mine(*d)));
+        unprocessed.entry(0).or_default().extend(part.unprocessed.into_iter().filter(|r| mine(r.device())));
+    }
+    let mut restored_due: Vec<((i64, Candidate), u64, isize)> = Vec::new();
+    for bytes in recovery.windows.get(MESSAGES_OPERATOR).into_iter().flatten() {
+        let part: MessagesState = bincode::deserialize(bytes).unwrap_or_else(|e| panic!("checkpointed state of {MESSAGES_OPERATOR} does not match this job: {e}"));
+        restored_due.extend(part.due.into_iter().filter(|((d, _), _, _)| mine(*d)));
+    }
+    let (checkpointing, start_epoch) = (recovery.enabled, recovery.start_epoch);
     let mut builder = OperatorBuilder::new("dispatch.due".to_owned(), scope);
     let mut input = builder.new_input(records, Exchange::new(|r: &AlertRecord| key_hash(&r.device())));
     let (due_output, due) = builder.new_output::<Vec<DueUpdate>>();
+    let (parts_output, parts) = builder.new_output::<Vec<CheckpointPart>>();
     let (dead_output, dead) = builder.new_output::<Vec<Row>>();
     let mut due_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<DueUpdate>>>::from(due_output);
+    let mut parts_output = PartsOutput::from(parts_output);
     let mut dead_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Row>>>::from(dead_output);
-    builder.build(move |_capabilities| {
-        // alert_id → (device, the alert, its due time) while not revoked; revokes that came before their alert;
-        // alert_ids revoked (so that a redelivered alert is recognised after its revoke too).
-        let mut open: HashMap<String, (i64, Candidate, u64)> = HashMap::new();
-        let mut early_revokes: HashMap<String, u64> = HashMap::new();
-        let mut closed: HashSet<String> = HashSet::new();
+    builder.build(move |mut capabilities| {
+        let mut dead_cap = capabilities.pop();
+        let mut caps = EpochCaps::new(capabilities, start_epoch, checkpointing);
+        if let Some(cap) = dead_cap.as_mut() {
+            cap.downgrade(&time(0, start_epoch));
+        }
         // The dead letter of a redelivered record read at `origin`, with its event time.
         let duplicate = move |origin: Option<Box<Origin>>, t: u64| dead_letter_row(dead_letter, "duplicate".to_string(), origin.map_or_else(Origin::default, |o| *o), Some(t), None, None);
-        move |_frontiers| {
-            let (mut due_handle, mut dead_handle) = (due_output.activate(), dead_output.activate());
+        move |frontiers| {
+            let frontier = frontiers[0].frontier();
             input.for_each_time(|cap, batches| {
                 let epoch = cap.time().inner;
-                let mut updates: Vec<DueUpdate> = Vec::new();
-                let mut duplicates: Vec<Row> = Vec::new();
+                let records = unprocessed.entry(epoch).or_default();
                 for batch in batches {
-                    for record in batch.drain(..) {
-                        let device = record.device();
-                        match record.kind {
-                            AlertKind::Alert(a) => {
-                                if open.contains_key(&a.alert_id) || closed.contains(&a.alert_id) {
-                                    duplicates.push(duplicate(record.origin, a.alert_time));
-                                    continue;
-                                }
-                                let due_at = a.alert_time + a.delay_ms;
-                                let candidate = Candidate { neg_priority: -a.priority, alert_time: a.alert_time, alert_id: a.alert_id.clone(), alert_type: a.alert_type, info: a.info };
-                                updates.push(((device, candidate.clone()), time(due_at, epoch), 1));
-                                match early_revokes.remove(&a.alert_id) {
-                                    Some(revoke_time) => {
-                                        updates.push(((device, candidate), time(revoke_time.max(due_at), epoch), -1));
-                                        closed.insert(a.alert_id);
-                                    }
-                                    None => {
-                                        open.insert(a.alert_id, (device, candidate, due_at));
-                                    }
-                                }
-                            }
-                            AlertKind::Revoke { alert_id, revoke_time, .. } => match open.remove(&alert_id) {
-                                Some((device, candidate, due_at)) => {
-                                    updates.push(((device, candidate), time(revoke_time.max(due_at), epoch), -1));
-                                    closed.insert(alert_id);
-                                }
-                                None if closed.contains(&alert_id) => duplicates.push(duplicate(record.origin, revoke_time)),
-                                None => {
-                                    early_revokes.insert(alert_id, revoke_time);
-                                }
-                            },
-                        }
-                    }
-                }
-                if !updates.is_empty() {
-                    due_handle.session(&cap.retain(0)).give_iterator(updates.into_iter());
-                }
-                if !duplicates.is_empty() {
-                    counters.add(DUPLICATES, duplicates.len() as u64);
-                    dead_handle.session(&cap.retain(1)).give_iterator(duplicates.into_iter());
+                    records.append(batch);
                 }
             });
+            if !restored_due.is_empty() {
+                if let Some(floor) = &caps.floor {
+                    let restored = std::mem::take(&mut restored_due).into_iter().map(|(key, t, diff)| (key, time(t, start_epoch), diff));
+                    due_output.activate().session(floor).give_iterator(restored);
+                }
+            }
+            caps.complete_epochs(frontier, &mut parts_output, |e| due_part(&open, &early_revokes, &closed, &unprocessed, e, index));
+            let filling = caps.done + 1;
+            // At the end every epoch is complete.
+            let limit = if frontier.is_empty() { u64::MAX } else { filling };
+            let mut updates: Vec<DueUpdate> = Vec::new();
+            let mut duplicates: Vec<Row> = Vec::new();
+            while let Some(entry) = unprocessed.first_entry() {
+                if *entry.key() > limit {
+                    break;
+                }
+                for record in entry.remove() {
+                    let device = record.device();
+                    match record.kind {
+                        AlertKind::Alert(a) => {
+                            if open.contains_key(&a.alert_id) || closed.contains_key(&a.alert_id) {
+                                duplicates.push(duplicate(record.origin, a.alert_time));
+                                continue;
+                            }
+                            let due_at = a.alert_time + a.delay_ms;
+                            let candidate = Candidate { neg_priority: -a.priority, alert_time: a.alert_time, alert_id: a.alert_id.clone(), alert_type: a.alert_type, info: a.info };
+                            updates.push(((device, candidate.clone()), time(due_at, filling), 1));
+                            match early_revokes.remove(&a.alert_id) {
+                                Some((_, revoke_time)) => {
+                                    updates.push(((device, candidate), time(revoke_time.max(due_at), filling), -1));
+                                    closed.insert(a.alert_id, device);
+                                }
+                                None => {
+                                    open.insert(a.alert_id, (device, candidate, due_at));
+                                }
+                            }
+                        }
+                        AlertKind::Revoke { alert_id, revoke_time, .. } => match open.remove(&alert_id) {
+                            Some((device, candidate, due_at)) => {
+                                updates.push(((device, candidate), time(revoke_time.max(due_at), filling), -1));
+                                closed.insert(alert_id, device);
+                            }
+                            None if closed.contains_key(&alert_id) => duplicates.push(duplicate(record.origin, revoke_time)),
+                            None => {
+                                early_revokes.insert(alert_id, (device, revoke_time));
+                            }
+                        },
+                    }
+                }
+            }
+            if let Some(floor) = &caps.floor {
+                if !updates.is_empty() {
+                    due_output.activate().session(&floor.delayed(&time(floor.time().outer, filling))).give_iterator(updates.into_iter());
+                }
+            }
+            if let Some(cap) = &dead_cap {
+                if !duplicates.is_empty() {
+                    counters.add(DUPLICATES, duplicates.len() as u64);
+                    dead_output.activate().session(cap).give_iterator(duplicates.into_iter());
+                }
+            }
+            // Held at the earliest record still to process and the input's event-time frontier: every update is
+            // at or after its record's event time.
+            let passed = event_time_frontier(frontier).unwrap_or(u64::MAX);
+            let hold = unprocessed.values().flatten().map(EventTime::event_time).min().unwrap_or(passed).min(passed);
+            caps.settle(frontier, hold, &mut parts_output, || due_part(&open, &early_revokes, &closed, &unprocessed, u64::MAX, index));
+            match (&caps.floor, dead_cap.as_mut()) {
+                (None, _) => dead_cap = None,
+                (Some(floor), Some(cap)) if cap.time() != floor.time() => cap.downgrade(floor.time()),
+                _ => {}
+            }
         }
     });
-    (due, dead)
+    (due, dead, parts)
+}
+
+/// The due-update operator's part of epoch `e` ([`DueState`]): the pairing state and the records of epochs `≤ e`
+/// still to process.
+fn due_part(open: &HashMap<String, (i64, Candidate, u64)>, early_revokes: &HashMap<String, (i64, u64)>, closed: &HashMap<String, i64>, unprocessed: &BTreeMap<u64, Vec<AlertRecord>>, e: u64, worker: u64) -> CheckpointPart {
+    let state = DueState {
+        open: open.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        early_revokes: early_revokes.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        closed: closed.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        unprocessed: unprocessed.range(..=e).flat_map(|(_, r)| r.iter()).map(|r| AlertRecord { origin: None, ..r.clone() }).collect(),
+    };
+    CheckpointPart::Window { operator: DUE_OPERATOR.to_string(), worker: worker as usize, state: bincode::serialize(&state).expect("due state serializes") }
 }
 
 /// What changed for one device at one event time: the reduce's output updates, and the alerts that stopped being
@@ -223,18 +333,39 @@ struct Changes {
     left: HashSet<String>,
 }
 
-/// Step 3: the messages of the changes of the open work order (see the module documentation).
-fn messages<'s>(top: StreamVec<'s, Time, DueUpdate>, due: StreamVec<'s, Time, DueUpdate>) -> StreamVec<'s, Time, Row> {
+/// Step 3: the messages of the changes of the open work order (see the module documentation), and checkpoint
+/// parts ([`MessagesState`]): the operator keeps the collection of due alerts it is sent (by epoch, then
+/// consolidated once an epoch is complete) and the event time below which it has emitted. A restore ignores the
+/// changes of its devices below the `emitted_below` of the worker that had each device: those messages were
+/// emitted before the checkpoint.
+fn messages<'s>(top: StreamVec<'s, Time, DueUpdate>, due: StreamVec<'s, Time, DueUpdate>, recovery: &Recovery) -> (StreamVec<'s, Time, Row>, StreamVec<'s, Time, CheckpointPart>) {
     let scope = top.scope();
+    let (index, peers) = (scope.index() as u64, scope.peers() as u64);
+    // The restored `emitted_below` of each worker of the checkpointed run, by its worker count.
+    let mut emitted_below: BTreeMap<u64, BTreeMap<u64, u64>> = BTreeMap::new();
+    for bytes in recovery.windows.get(MESSAGES_OPERATOR).into_iter().flatten() {
+        let part: MessagesState = bincode::deserialize(bytes).unwrap_or_else(|e| panic!("checkpointed state of {MESSAGES_OPERATOR} does not match this job: {e}"));
+        emitted_below.entry(part.peers).or_default().insert(part.worker, part.emitted_below);
+    }
+    let restored_max = emitted_below.values().flat_map(|w| w.values()).copied().max().unwrap_or(0);
+    // The event time below which a device's messages were emitted before the restored checkpoint.
+    let restored_below = move |device: i64| -> u64 { emitted_below.iter().filter_map(|(p, workers)| workers.get(&(key_hash(&device) % p))).copied().max().unwrap_or(0) };
+    let (checkpointing, start_epoch) = (recovery.enabled, recovery.start_epoch);
     let mut builder = OperatorBuilder::new("dispatch.messages".to_owned(), scope);
     let by_device = |u: &DueUpdate| key_hash(&(u.0).0);
     let mut top_input = builder.new_input(top, Exchange::new(by_device));
     let mut due_input = builder.new_input(due, Exchange::new(by_device));
     let (rows_output, rows) = builder.new_output::<Vec<Row>>();
+    let (parts_output, parts) = builder.new_output::<Vec<CheckpointPart>>();
     let mut rows_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Row>>>::from(rows_output);
-    builder.build(move |mut capabilities| {
-        let mut floor = capabilities.pop();
+    let mut parts_output = PartsOutput::from(parts_output);
+    builder.build(move |capabilities| {
+        let mut caps = EpochCaps::new(capabilities, start_epoch, checkpointing);
         let mut pending: BTreeMap<u64, BTreeMap<i64, Changes>> = BTreeMap::new();
+        // The collection of due alerts: consolidated for the completed epochs, by epoch for the others.
+        let mut collection: HashMap<(i64, Candidate), BTreeMap<u64, isize>> = HashMap::new();
+        let mut by_epoch: BTreeMap<u64, Vec<DueUpdate>> = BTreeMap::new();
+        let mut below: u64 = 0;
         move |frontiers| {
             top_input.for_each_time(|_, batches| {
                 for batch in batches {
@@ -245,54 +376,97 @@ fn messages<'s>(top: StreamVec<'s, Time, DueUpdate>, due: StreamVec<'s, Time, Du
             });
             due_input.for_each_time(|_, batches| {
                 for batch in batches {
-                    for ((device, candidate), t, diff) in batch.drain(..) {
-                        if diff < 0 {
-                            pending.entry(t.outer).or_default().entry(device).or_default().left.insert(candidate.alert_id);
+                    for update in batch.drain(..) {
+                        let ((device, candidate), t, diff) = &update;
+                        if *diff < 0 {
+                            pending.entry(t.outer).or_default().entry(*device).or_default().left.insert(candidate.alert_id.clone());
+                        }
+                        if checkpointing {
+                            by_epoch.entry(t.inner).or_default().push(update);
                         }
                     }
                 }
             });
-            let passed = [frontiers[0].frontier(), frontiers[1].frontier()].iter().filter_map(|f| event_time_frontier(*f)).min().unwrap_or(u64::MAX);
-            let Some(cap) = floor.as_ref() else { return };
-            let mut output = rows_output.activate();
-            while let Some(entry) = pending.first_entry() {
-                let t = *entry.key();
-                if t >= passed {
-                    break;
-                }
-                let mut rows = Vec::new();
-                for (device, changes) in entry.remove() {
-                    let mut net: BTreeMap<Candidate, isize> = BTreeMap::new();
-                    for (c, d) in changes.top {
-                        *net.entry(c).or_default() += d;
-                    }
-                    let old = net.iter().find(|(_, d)| **d < 0).map(|(c, _)| c.clone());
-                    let new = net.iter().find(|(_, d)| **d > 0).map(|(c, _)| c.clone());
-                    if let Some(x) = old {
-                        let reason = if changes.left.contains(&x.alert_id) { "revoked" } else { "superseded" };
-                        rows.push(message(t, device, &x, Some(reason)));
-                    }
-                    if let Some(y) = new {
-                        rows.push(message(t, device, &y, None));
-                    }
-                }
-                if !rows.is_empty() {
-                    output.session(&cap.delayed(&time(t, cap.time().inner))).give_iterator(rows.into_iter());
-                }
+            let mut joint = timely::progress::Antichain::new();
+            for t in frontiers[0].frontier().iter().chain(frontiers[1].frontier().iter()) {
+                joint.insert(*t);
             }
-            if frontiers[0].frontier().is_empty() && frontiers[1].frontier().is_empty() && pending.is_empty() {
-                floor = None;
-            } else if let Some(cap) = floor.as_mut() {
-                let hold = pending.keys().next().copied().unwrap_or(passed).min(passed);
-                let epoch = [frontiers[0].frontier(), frontiers[1].frontier()].iter().flat_map(|f| f.iter().map(|t| t.inner)).min().unwrap_or(cap.time().inner).max(cap.time().inner);
-                let target = time(hold.max(cap.time().outer), epoch);
-                if *cap.time() != target {
-                    cap.downgrade(&target);
+            let frontier = joint.borrow();
+            let passed = event_time_frontier(frontier).unwrap_or(u64::MAX);
+            // Messages first, at the epoch being filled, so that a part sent below says truly up to where this
+            // worker has emitted.
+            if let Some(floor) = &caps.floor {
+                let epoch = caps.done + 1;
+                let mut output = rows_output.activate();
+                while let Some(entry) = pending.first_entry() {
+                    let t = *entry.key();
+                    if t >= passed {
+                        break;
+                    }
+                    let mut rows = Vec::new();
+                    for (device, changes) in entry.remove() {
+                        if t < restored_below(device) {
+                            continue; // emitted before the restored checkpoint
+                        }
+                        let mut net: BTreeMap<Candidate, isize> = BTreeMap::new();
+                        for (c, d) in changes.top {
+                            *net.entry(c).or_default() += d;
+                        }
+                        let old = net.iter().find(|(_, d)| **d < 0).map(|(c, _)| c.clone());
+                        let new = net.iter().find(|(_, d)| **d > 0).map(|(c, _)| c.clone());
+                        if let Some(x) = old {
+                            let reason = if changes.left.contains(&x.alert_id) { "revoked" } else { "superseded" };
+                            rows.push(message(t, device, &x, Some(reason)));
+                        }
+                        if let Some(y) = new {
+                            rows.push(message(t, device, &y, None));
+                        }
+                    }
+                    if !rows.is_empty() {
+                        output.session(&floor.delayed(&time(t, epoch))).give_iterator(rows.into_iter());
+                    }
                 }
+                below = below.max(passed);
             }
+            // Parts of the completed epochs — once this run has emitted past every restored `emitted_below`, so that
+            // no part claims less than what was emitted before the restore.
+            if passed >= restored_max {
+                caps.complete_epochs(frontier, &mut parts_output, |e| messages_part(&mut collection, &mut by_epoch, e, below, index, peers));
+            }
+            let hold = pending.keys().next().copied().unwrap_or(passed).min(passed);
+            caps.settle(frontier, hold, &mut parts_output, || messages_part(&mut collection, &mut by_epoch, u64::MAX, below, index, peers));
         }
     });
-    rows
+    (rows, parts)
+}
+
+/// The message operator's part of epoch `e` ([`MessagesState`]): the updates of epochs `≤ e` merged into the
+/// consolidated `collection`, compacted at `below`.
+fn messages_part(collection: &mut HashMap<(i64, Candidate), BTreeMap<u64, isize>>, by_epoch: &mut BTreeMap<u64, Vec<DueUpdate>>, e: u64, below: u64, worker: u64, peers: u64) -> CheckpointPart {
+    let later = by_epoch.split_off(&e.saturating_add(1));
+    for (key, t, diff) in std::mem::replace(by_epoch, later).into_values().flatten() {
+        *collection.entry(key).or_default().entry(t.outer).or_default() += diff;
+    }
+    compact(collection, below);
+    let due = collection.iter().flat_map(|(key, times)| times.iter().map(move |(t, d)| (key.clone(), *t, *d))).collect();
+    let state = MessagesState { worker, peers, emitted_below: below, due };
+    CheckpointPart::Window { operator: MESSAGES_OPERATOR.to_string(), worker: worker as usize, state: bincode::serialize(&state).expect("messages state serializes") }
+}
+
+/// Differential's compaction of the due collection at `below`: times before it are advanced to `below − 1` and
+/// consolidated; entries that cancel out are removed.
+fn compact(collection: &mut HashMap<(i64, Candidate), BTreeMap<u64, isize>>, below: u64) {
+    let Some(to) = below.checked_sub(1) else { return };
+    collection.retain(|_, times| {
+        let later = times.split_off(&to);
+        let past: isize = times.values().sum();
+        *times = later;
+        if past != 0 {
+            *times.entry(to).or_default() += past;
+        }
+        times.retain(|_, d| *d != 0);
+        !times.is_empty()
+    });
 }
 
 /// A `close` (with its reason) or `dispatch` message of `x` on `device` at `t`; sorted by time, closes before
