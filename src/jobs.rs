@@ -122,7 +122,7 @@ pub const JOBS: &[JobEntry] = &[
 /// `--rules` missing, a database that cannot be read, a bad rule row (naming its `rule_id` and field), or a bad
 /// event-time flag.
 fn alerts_job(args: &AlertsArgs, window: &WindowArgs, shutdown: &Shutdown) -> anyhow::Result<AlertsJob> {
-    use crate::connectors::postgres::{read_rules, PgSlaLookup, PgUrl};
+    use crate::connectors::postgres::{read_rules, refresh_rules, PgSlaLookup, PgUrl};
     use taxiflow_dataflows::jobs::alerts::{SlaLookup, SlaTable};
     let Some(rules_url) = &args.rules else { anyhow::bail!("--rules: the alerts job needs its rules, --rules postgresql://USER@HOST:PORT/DB (table alert_rule)") };
     let rules_url = PgUrl::parse(rules_url, "--rules")?;
@@ -132,8 +132,12 @@ fn alerts_job(args: &AlertsArgs, window: &WindowArgs, shutdown: &Shutdown) -> an
         None if args.sla_cdc => anyhow::bail!("--sla-cdc follows the table of --sla, which is not given"),
         None => std::sync::Arc::new(SlaTable::new()),
     };
-    tracing::info!(rules = rules.len(), cache_rows = args.lookup_cache_max_rows, cache_ttl = ?args.lookup_cache_ttl, cdc = args.sla_cdc, "alerts: rules read; device settings looked up through a cache");
-    AlertsJob::new(rules, sla, window, args.watermark_interval).map_err(anyhow::Error::msg)
+    tracing::info!(rules = rules.len(), refresh = ?args.rules_refresh, cache_rows = args.lookup_cache_max_rows, cache_ttl = ?args.lookup_cache_ttl, cdc = args.sla_cdc, "alerts: rules read; device settings looked up through a cache");
+    let job = AlertsJob::new(rules, sla, window, args.watermark_interval).map_err(anyhow::Error::msg)?;
+    if let Some(every) = args.rules_refresh {
+        refresh_rules(rules_url, every, std::sync::Arc::downgrade(&job.rules), shutdown.clone())?;
+    }
+    Ok(job)
 }
 
 /// The registry entry of job `name`.

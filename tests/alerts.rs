@@ -746,3 +746,33 @@ fn dispatch_killed_ten_times_into_kafka_with_transactions_the_committed_topic_eq
     let values = common::kafka_broker::read_committed(&broker.address(), "dispatch");
     assert_same_lines(&sorted_messages(&values), &sorted_lines(&expected), "committed dispatch messages after 10 kills: none lost, none twice");
 }
+
+#[test]
+fn rules_refresh_applies_a_changed_alert_rule_without_a_restart_and_keeps_the_rules_on_a_bad_row() {
+    let pg = configured();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::kafka_broker::Broker::start(common::free_port(), &dir.path().join("broker"));
+    let (out, log) = (dir.path().join("out"), dir.path().join("log"));
+    let mut job = streaming_alerts(&pg, &broker.address(), "events", &out, &log, &["--rules-refresh", "100ms"]);
+    produce(&broker.address(), "events", &raising(1, 0, "p1"));
+    assert_eq!(wait_for_alerts(&out, 1, 1, &mut job.0, &log)[0]["priority"], 5);
+    pg.sql("UPDATE alert_rule SET priority = 9 WHERE rule_id = 1");
+    common::wait_for_log(&log, "alert rules refreshed", 1, &mut job.0);
+    produce(&broker.address(), "events", &raising(1, 60, "p2"));
+    assert_eq!(wait_for_alerts(&out, 1, 2, &mut job.0, &log)[1]["priority"], 9, "the changed rule is in force");
+    // A bad row is reported with its rule and field, and the rules in force stay.
+    pg.sql("INSERT INTO alert_rule VALUES (7, 'sequence', 'X', 1, 1000, '{\"first\": {\"message\": \"fault\", \"err_code\": \"3\"}, \"second\": {\"message\": \"alarm\"}, \"unless\": {\"message\": \"run\"}, \"revoke\": []}', true)");
+    common::wait_for_log(&log, "rule_id 7: params.first.err_code: not an integer or null", 1, &mut job.0);
+    produce(&broker.address(), "events", &raising(1, 120, "p3"));
+    assert_eq!(wait_for_alerts(&out, 1, 3, &mut job.0, &log)[2]["priority"], 9);
+    // A disabled rule raises nothing more: device 1's next A and B stay silent, while a rule 2 alert still comes.
+    pg.sql("DELETE FROM alert_rule WHERE rule_id = 7; UPDATE alert_rule SET enabled = false WHERE rule_id = 1");
+    common::wait_for_log(&log, "alert rules refreshed", 2, &mut job.0);
+    let mut lines = raising(1, 180, "p4");
+    lines.insert(3, event("fault", Some(3), "2026-03-02T08:03:04.000Z", "p4-c", 1));
+    lines.insert(4, event("alarm", None, "2026-03-02T08:03:05.000Z", "p4-alarm", 1));
+    produce(&broker.address(), "events", &lines);
+    let alerts = wait_for_alerts(&out, 1, 4, &mut job.0, &log);
+    assert_eq!((alerts.len(), alerts[3]["rule_id"].as_u64()), (4, Some(2)), "only rule 2 raised: {alerts:?}");
+    drop(job);
+}

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
-use taxiflow_dataflows::jobs::alerts::rules::RuleRow;
-use taxiflow_dataflows::jobs::alerts::{Sla, SlaLookup};
+use taxiflow_dataflows::jobs::alerts::rules::{rules_of, RuleRow};
+use taxiflow_dataflows::jobs::alerts::{RuleSet, Sla, SlaLookup};
 
 use crate::retry::{backoff, error_chain};
 use crate::runtime::shutdown::Shutdown;
@@ -133,6 +133,39 @@ pub fn read_rules(url: &PgUrl) -> anyhow::Result<Vec<RuleRow>> {
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()
         .map_err(|e| anyhow!("{} {}: alert_rule: {}", url.flag, url.shown, error_chain(&e)))
+}
+
+/// `--rules-refresh`: a thread that reads `alert_rule` every `every` and puts a changed, valid set of rules in
+/// force ([`RuleSet::replace`]); a table that cannot be read (after [`RETRY_FOR`] of retries) or a bad row keeps the
+/// rules in force, with a warning that names the rule and field. The thread ends with the run (when the job's
+/// rules are dropped or the run stops).
+pub fn refresh_rules(url: PgUrl, every: Duration, rules: std::sync::Weak<RuleSet>, shutdown: Shutdown) -> anyhow::Result<()> {
+    std::thread::Builder::new().name("rules-refresh".into()).spawn(move || {
+        let tick = Duration::from_millis(50).min(every);
+        let mut next = Instant::now() + every;
+        loop {
+            std::thread::sleep(tick);
+            if shutdown.requested() {
+                return;
+            }
+            if Instant::now() < next {
+                continue;
+            }
+            next = Instant::now() + every;
+            let Some(set) = rules.upgrade() else { return };
+            match read_rules(&url).and_then(|rows| rules_of(&rows).map_err(|e| anyhow!("{} {}: {e}", url.flag, url.shown))) {
+                Ok(new) => {
+                    let count = new.len();
+                    if set.replace(new) {
+                        metrics::counter!("taxiflow_rules_refreshes_total").increment(1);
+                        tracing::info!(rules = count, version = set.current().0, "alert rules refreshed: a changed alert_rule is in force");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "alert rules not refreshed; the rules in force stay"),
+            }
+        }
+    })?;
+    Ok(())
 }
 
 /// The settings of `device_sla` by device, from `rows` of (device_id, info, overrides, delay_ms); a negative

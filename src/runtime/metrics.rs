@@ -19,6 +19,7 @@
 //! | `taxiflow_lookup_cache_misses_total` | counter | | device settings read from PostgreSQL |
 //! | `taxiflow_lookup_failures_total` | counter | | lookups that failed (retried with backoff) |
 //! | `taxiflow_lookup_changes_total` | counter | | changed `device_sla` rows seen by `--sla-cdc` |
+//! | `taxiflow_rules_refreshes_total` | counter | | changed rule sets put in force by `--rules-refresh` |
 //! | `taxiflow_es_bulk_requests_total` | counter | outcome (`ok`, `retry`, `refused`, `too_large`) | Elasticsearch bulk requests by answer |
 //! | `taxiflow_es_documents_indexed_total` | counter | index | documents the cluster acknowledged |
 //! | `taxiflow_es_item_failures_total` | counter | status | bulk items that failed, by HTTP status |

@@ -57,6 +57,11 @@ pub struct AlertsArgs {
     /// is dropped, so the change reaches the next alert within a second instead of a TTL.
     #[arg(long)]
     pub sla_cdc: bool,
+    /// Re-read alert_rule this often and apply a change without a restart (the reference restarts daily): the
+    /// states of rules that remain are kept, those of removed or disabled rules dropped. A table that no longer
+    /// reads, or a bad row, keeps the rules in force (logged with the rule_id and field). Default: read once.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub rules_refresh: Option<std::time::Duration>,
     /// The shortest time between two watermark records of the alert output (written when its event-time
     /// frontier advances, and once at the end).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
@@ -95,6 +100,37 @@ impl SlaLookup for SlaTable {
     }
 }
 
+/// The rules in force, shared by the workers and whoever refreshes them (`--rules-refresh`): a change applies as
+/// of processing time, like a restart with the new rules (the reference restarts daily): the states of rules that
+/// remain (by `rule_id`) are kept, those of removed or disabled rules dropped, new rules start without state.
+#[derive(Debug)]
+pub struct RuleSet {
+    current: std::sync::RwLock<(u64, Arc<Vec<Rule>>)>,
+}
+
+impl RuleSet {
+    /// The set of `rules`, version 0.
+    pub fn new(rules: Vec<Rule>) -> RuleSet {
+        RuleSet { current: std::sync::RwLock::new((0, Arc::new(rules))) }
+    }
+
+    /// The rules in force and their version (one more with every change).
+    pub fn current(&self) -> (u64, Arc<Vec<Rule>>) {
+        let c = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (c.0, c.1.clone())
+    }
+
+    /// Puts `rules` in force; returns whether they differ from the rules in force (nothing changes otherwise).
+    pub fn replace(&self, rules: Vec<Rule>) -> bool {
+        let mut c = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *c.1 == rules {
+            return false;
+        }
+        *c = (c.0 + 1, Arc::new(rules));
+        true
+    }
+}
+
 /// Name of the job's output (the alert topic; `alerts.jsonl` of a file sink).
 pub const ALERTS: &str = "alerts";
 
@@ -104,8 +140,9 @@ pub const DUPLICATES: usize = 0;
 /// The alert job with its settings.
 #[derive(Clone, Debug)]
 pub struct AlertsJob {
-    /// The enabled rules of `alert_rule`, ordered by `rule_id`.
-    pub rules: Arc<Vec<Rule>>,
+    /// The enabled rules of `alert_rule`, ordered by `rule_id`: those of the start, replaced while running with
+    /// `--rules-refresh`.
+    pub rules: Arc<RuleSet>,
     /// The device settings.
     pub sla: Arc<dyn SlaLookup>,
     /// `--max-out-of-orderness`, ms (default 5 s).
@@ -125,7 +162,7 @@ impl AlertsJob {
             return Err("--window: the alerts job has no windows (see docs/jobs/alerts.md)".to_string());
         }
         let watermark_interval_ms = watermark_interval.as_millis() as u64;
-        Ok(AlertsJob { rules: Arc::new(rules), sla, bound_ms: window.bound_ms()?.unwrap_or(5_000), watermark_interval_ms })
+        Ok(AlertsJob { rules: Arc::new(RuleSet::new(rules)), sla, bound_ms: window.bound_ms()?.unwrap_or(5_000), watermark_interval_ms })
     }
 }
 

@@ -65,7 +65,7 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
     for bytes in recovery.windows.get(OPERATOR).into_iter().flatten() {
         let part: AlertState = bincode::deserialize(bytes).unwrap_or_else(|e| panic!("checkpointed state of {OPERATOR} does not match this job: {e}"));
         for ((device, rule), state) in part.machines {
-            if key_hash(&device) % peers == index && job.rules.iter().any(|r| r.rule_id == rule) {
+            if key_hash(&device) % peers == index && job.rules.current().1.iter().any(|r| r.rule_id == rule) {
                 machines.insert((device, rule), state);
             }
         }
@@ -84,6 +84,7 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
     // while there are any, nothing else is evaluated and no epoch is completed, so no checkpoint holds the rule
     // states that produced them before they are emitted.
     let mut stalled: Vec<(Time, Vec<Row>)> = Vec::new();
+    let mut rules_version = job.rules.current().0;
     let mut input = builder.new_input(events, Exchange::new(|e: &DeviceEvent| key_hash(&e.device)));
     let (rows_output, rows) = builder.new_output::<Vec<Row>>();
     let (parts_output, parts) = builder.new_output::<Vec<CheckpointPart>>();
@@ -136,6 +137,12 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
             // Evaluate, in event order, every event the event-time frontier has passed, up to the first of an epoch
             // beyond the one being filled.
             let passed = event_time_frontier(frontier).unwrap_or(u64::MAX);
+            // The rules in force; after a change, the states of rules that are gone are dropped.
+            let (version, rules) = job.rules.current();
+            if version != rules_version {
+                machines.retain(|(_, rule), _| rules.iter().any(|r| r.rule_id == *rule));
+                rules_version = version;
+            }
             let mut evaluated: Vec<(Time, Vec<Row>)> = Vec::new();
             if caps.floor.is_some() {
                 while let Some(entry) = pending.first_entry() {
@@ -145,7 +152,7 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
                     }
                     let (_, event) = entry.remove();
                     let mut messages = Vec::new();
-                    for rule in job.rules.iter() {
+                    for rule in rules.iter() {
                         let key = (event.device, rule.rule_id);
                         let state = machines.entry(key).or_default();
                         let s = step(rule, state, &event);
