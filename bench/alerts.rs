@@ -10,6 +10,11 @@
 //! 3. Runs `taxiflow run alerts -w 1` and `-w 2` R times each (default 3) into a file sink, then `taxiflow run
 //!    dispatch -w 1` and `-w 2` on the alerts they wrote; prints the median wall time, events/s and the largest peak
 //!    RSS of each, and the checkpointed state per device of a run with one checkpoint at its end.
+//! 4. Latency (`--latency-events N`, default 600,000; 0 skips it): a broker (`scripts/kafka-broker.sh`), the alerts
+//!    job `-w 2` from a topic of 2 partitions into an alert topic with `--max-out-of-orderness 0`, and `taxiflow
+//!    generate devices --rate 50000/s` into the event topic; then, for every alert, the time from its triggering
+//!    event's broker timestamp to the alert's broker timestamp (both topics `message.timestamp.type=LogAppendTime`
+//!    when the broker takes it, else the producers' CreateTime): p50, p99, max.
 
 mod common;
 
@@ -107,4 +112,112 @@ fn main() {
             println!("  {}: {line}", r.name);
         }
     }
+    let latency_events: u64 = bench.arg("--latency-events").map(|v| v.parse().expect("--latency-events N")).unwrap_or(600_000);
+    if latency_events > 0 {
+        println!("\n{}", latency(&bench, &taxiflow, &url, latency_events));
+    }
+}
+
+/// The paced Kafka run of step 4; returns its report line.
+fn latency(bench: &Bench, taxiflow: &std::path::Path, url: &str, events: u64) -> String {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Message, Timestamp};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::Builder::new().prefix("taxiflow-bench-latency").tempdir().unwrap();
+    let port = common::free_port();
+    let _broker = common::KillOnDrop(Command::new(bench.root.join("scripts/kafka-broker.sh")).arg(port.to_string()).arg(dir.path().join("broker")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    common::wait_listening(port, "the broker (pip install noida-db)");
+    let brokers = format!("127.0.0.1:{port}");
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let topics = [NewTopic::new("events", 2, TopicReplication::Fixed(1)).set("message.timestamp.type", "LogAppendTime"), NewTopic::new("alerts", 1, TopicReplication::Fixed(1)).set("message.timestamp.type", "LogAppendTime")];
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let created = futures::executor::block_on(admin.create_topics(&topics, &options)).unwrap();
+    assert!(created.iter().all(Result::is_ok), "topics: {created:?}");
+    let log = dir.path().join("alerts.log");
+    let mut job = common::KillOnDrop(
+        Command::new(taxiflow)
+            .args(["run", "alerts", "-w", "2", "--rules", url, "--sla", url, "--max-out-of-orderness", "0", "--group", "latency"])
+            .args(["--source", &format!("kafka://{brokers}/events"), "--sink", &format!("kafka://{brokers}/alerts")])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("kafka source assigned") {
+        assert!(Instant::now() < deadline && job.0.try_wait().unwrap().is_none(), "the alerts job did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let count = events.to_string();
+    let generated = Command::new(taxiflow)
+        .args(["generate", "devices", "--to", &format!("kafka://{brokers}/events"), "--rate", "50000", "--count", &count, "--devices", "10000", "--seed", "2", "--start-time", "2026-03-02T08:00:00Z", "--event-spacing", "20us", "--max-disorder", "0s"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "generate: {}", String::from_utf8_lossy(&generated.stderr));
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", "latency-reader").create().unwrap();
+    // The alert topic is complete when its end offset stops moving for 2 s.
+    let end = || consumer.fetch_watermarks("alerts", 0, Duration::from_secs(10)).unwrap().1;
+    let (mut last, mut since) = (end(), Instant::now());
+    while since.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = end();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    drop(job);
+    let read = |topic: &str, partitions: i32| -> Vec<(Vec<u8>, i64, bool)> {
+        let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", format!("latency-{topic}")).create().unwrap();
+        let mut list = rdkafka::TopicPartitionList::new();
+        let mut remaining = 0;
+        for p in 0..partitions {
+            list.add_partition_offset(topic, p, rdkafka::Offset::Beginning).unwrap();
+            remaining += c.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap().1;
+        }
+        c.assign(&list).unwrap();
+        let mut out = Vec::new();
+        while remaining > 0 {
+            if let Some(Ok(m)) = c.poll(Duration::from_secs(10)) {
+                remaining -= 1;
+                let (t, broker_time) = match m.timestamp() {
+                    Timestamp::LogAppendTime(t) => (t, true),
+                    Timestamp::CreateTime(t) => (t, false),
+                    Timestamp::NotAvailable => (0, false),
+                };
+                out.push((m.payload().unwrap_or_default().to_vec(), t, broker_time));
+            }
+        }
+        out
+    };
+    let mut arrival: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let event_records = read("events", 2);
+    let broker_times = event_records.iter().all(|r| r.2);
+    for (payload, t, _) in &event_records {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
+            if let Some(id) = v["Param"]["ID"].as_str() {
+                arrival.entry(id.to_string()).or_insert(*t);
+            }
+        }
+    }
+    let mut latencies: Vec<i64> = Vec::new();
+    for (payload, t, _) in read("alerts", 1) {
+        let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        if v["type"] == "alert" {
+            let trigger = v["trigger_event_id"].as_str().unwrap();
+            latencies.push(t - arrival[trigger]);
+        }
+    }
+    latencies.sort_unstable();
+    assert!(!latencies.is_empty(), "no alerts: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "latency at 50,000 events/s ({events} events, 2 partitions, -w 2, --max-out-of-orderness 0; {} timestamps): {} alerts, p50 {} ms, p99 {} ms, max {} ms",
+        if broker_times { "broker LogAppendTime" } else { "producer CreateTime" },
+        latencies.len(),
+        at(0.5),
+        at(0.99),
+        latencies[latencies.len() - 1]
+    )
 }
