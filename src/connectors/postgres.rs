@@ -22,13 +22,21 @@ use crate::runtime::shutdown::Shutdown;
 pub const RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// A parsed `postgresql://` URL.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgUrl {
     config: tokio_postgres::Config,
     /// The URL without its password, for logs and errors.
     shown: String,
     /// The flag it was given with.
     flag: &'static str,
+    /// The TLS connector, built at the first connection (it reads the system's root certificates).
+    tls: Arc<std::sync::OnceLock<tokio_postgres_rustls::MakeRustlsConnect>>,
+}
+
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgUrl").field("url", &self.shown).field("flag", &self.flag).finish()
+    }
 }
 
 impl PgUrl {
@@ -47,7 +55,7 @@ impl PgUrl {
             }
         }
         let shown = without_password(url);
-        Ok(PgUrl { config, shown, flag })
+        Ok(PgUrl { config, shown, flag, tls: Arc::default() })
     }
 
     /// The URL without a password.
@@ -76,7 +84,7 @@ impl PgUrl {
     }
 
     async fn connect(&self) -> Result<tokio_postgres::Client, String> {
-        let (client, connection) = self.config.connect(tls()).await.map_err(|e| error_chain(&e))?;
+        let (client, connection) = self.config.connect(self.tls.get_or_init(tls).clone()).await.map_err(|e| error_chain(&e))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %error_chain(&e), "PostgreSQL connection ended");
@@ -277,14 +285,12 @@ impl SlaLookup for PgSlaLookup {
                     state.retry = 0;
                     let rows: BTreeMap<i64, Sla> = rows.into_iter().collect();
                     let cache = state.changes == changes;
-                    for d in &missing {
+                    for (slot, d) in found.iter_mut().zip(devices).filter(|(f, _)| f.is_none()) {
                         let sla = rows.get(d).cloned();
                         if cache {
                             state.cache.put(*d, (sla.clone(), now));
                         }
-                        if let Some(i) = devices.iter().position(|x| x == d) {
-                            found[i] = Some(sla);
-                        }
+                        *slot = Some(sla);
                     }
                 }
                 Err(e) => {

@@ -253,12 +253,10 @@ pub fn sink<'s>(
                 }
                 if let Some(t) = times.last() {
                     metrics::gauge!("taxiflow_output_watermark_ms").set(t.outer as f64);
+                    released_through = released_through.max(Some(t.outer));
                 }
                 for t in &letters {
                     w.write_sorted(*t, dead_letters.remove(t).unwrap_or_default());
-                }
-                if let Some(t) = times.last() {
-                    released_through = released_through.max(Some(t.outer));
                 }
                 if w.has_watermarks() {
                     // Every row up to W was written: W is below the frontier and below every row still held back

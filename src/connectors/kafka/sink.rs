@@ -191,6 +191,14 @@ struct KafkaRows {
     transactions: Option<Transactions>,
 }
 
+impl KafkaRows {
+    /// Encodes `row` as its message value into `self.value`.
+    fn encode(&mut self, row: &Row) {
+        self.value.clear();
+        json::write(self.outputs.schema(row.output), row, Shape::WITH_INDEX, &mut self.value);
+    }
+}
+
 impl Sink for KafkaRows {
     fn release(&self, _checkpointing: bool) -> Release {
         // A transaction holds exactly one epoch: rows of a later epoch must not enter it, even when their event
@@ -203,8 +211,7 @@ impl Sink for KafkaRows {
     }
 
     fn write(&mut self, _time: u64, row: &Row) -> anyhow::Result<()> {
-        self.value.clear();
-        json::write(self.outputs.schema(row.output), row, Shape::WITH_INDEX, &mut self.value);
+        self.encode(row);
         match &self.dead_letters {
             Some(topic) if row.output == self.outputs.dead_letter() => self.sink.send_to_topic(topic, &row.id, &self.value),
             _ => self.sink.send(&row.id, &self.value),
@@ -212,8 +219,7 @@ impl Sink for KafkaRows {
     }
 
     fn write_watermark(&mut self, _w: u64, row: &Row) -> anyhow::Result<()> {
-        self.value.clear();
-        json::write(self.outputs.schema(row.output), row, Shape::WITH_INDEX, &mut self.value);
+        self.encode(row);
         for partition in 0..self.sink.partitions {
             self.sink.send_to(partition, &self.value)?;
         }
@@ -228,10 +234,9 @@ impl Sink for KafkaRows {
         self.sink.finish(Duration::from_secs(60))?;
         let Some(t) = &self.transactions else { return Ok(Vec::new()) };
         let mut record = TopicPartitionList::new();
-        record.add_partition_offset(&self.sink.topic.topic, 0, Offset::Offset(epoch as i64))?;
-        if let Some(mut e) = record.find_partition(&self.sink.topic.topic, 0) {
-            e.set_metadata(marker_metadata(&t.run));
-        }
+        let mut e = record.add_partition(&self.sink.topic.topic, 0);
+        e.set_offset(Offset::Offset(epoch as i64))?;
+        e.set_metadata(marker_metadata(&t.run));
         let url = self.sink.topic.url();
         self.sink.producer.send_offsets_to_transaction(&record, &t.group, Duration::from_secs(60)).with_context(|| format!("--sink {url}: cannot add the epoch record to transaction {epoch}"))?;
         Ok(t.run.clone().into_bytes())

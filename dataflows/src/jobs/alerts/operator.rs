@@ -62,10 +62,11 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
     let counters = counters.clone();
     let mut machines: HashMap<(i64, i32), RuleState> = HashMap::default();
     let mut pending: Pending = BTreeMap::new();
+    let rules_at_start = job.rules.current().1;
     for bytes in recovery.windows.get(OPERATOR).into_iter().flatten() {
         let part: AlertState = bincode::deserialize(bytes).unwrap_or_else(|e| panic!("checkpointed state of {OPERATOR} does not match this job: {e}"));
         for ((device, rule), state) in part.machines {
-            if key_hash(&device) % peers == index && job.rules.current().1.iter().any(|r| r.rule_id == rule) {
+            if key_hash(&device) % peers == index && rules_at_start.iter().any(|r| r.rule_id == rule) {
                 machines.insert((device, rule), state);
             }
         }
@@ -211,9 +212,7 @@ fn snapshot(machines: &HashMap<(i64, i32), RuleState>, pending: &Pending, e: u64
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     use timely::dataflow::operators::{Capability, Inspect};
     use timely::order::Product;
