@@ -39,7 +39,7 @@ pub trait EventTime {
     fn event_time(&self) -> u64;
 
     /// Gives the record where it was read (called only when [`EventTime::KEEPS_ORIGIN`]).
-    fn set_origin(&mut self, _origin: crate::output::Origin) {}
+    fn set_origin(&mut self, _origin: crate::output::PackedOrigin) {}
 }
 
 /// How the bytes of one partition (a file, a Kafka message, a Kinesis record) become records.

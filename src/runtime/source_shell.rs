@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use taxiflow_dataflows::epoch::{time, CheckpointPart, Time};
 use taxiflow_dataflows::job::{Decoded, EventTime, Job};
-use taxiflow_dataflows::output::Origin;
+use taxiflow_dataflows::output::PackedOrigin;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -68,7 +68,7 @@ impl<R: EventTime> SourceBatch<R> {
                     Ok(()) if clock.due(t) >= floor => {
                         if R::KEEPS_ORIGIN {
                             let at = at();
-                            record.set_origin(Origin { source: at.source.into_owned(), line: at.line, offset: at.offset, record: String::from_utf8_lossy(raw).into_owned() });
+                            record.set_origin(PackedOrigin::new(&at.source, at.line, at.offset, raw));
                         }
                         self.records.push(record)
                     }

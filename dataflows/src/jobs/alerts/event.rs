@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 
 use crate::calendar::{days_from_civil, days_in_month};
 use crate::job::{Decoded, EventTime, RecordFormat};
-use crate::output::Origin;
+use crate::output::PackedOrigin;
 
 /// One device event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +27,7 @@ pub struct DeviceEvent {
     /// `Param.ErrCode`: the fault code, `None` when absent or null.
     pub err_code: Option<i64>,
     /// Where it was read (set by the source shell: [`EventTime::KEEPS_ORIGIN`]), for the `duplicate` dead letter.
-    pub origin: Option<Box<Origin>>,
+    pub origin: Option<PackedOrigin>,
 }
 
 impl EventTime for DeviceEvent {
@@ -38,8 +38,8 @@ impl EventTime for DeviceEvent {
         self.time
     }
 
-    fn set_origin(&mut self, origin: Origin) {
-        self.origin = Some(Box::new(origin));
+    fn set_origin(&mut self, origin: PackedOrigin) {
+        self.origin = Some(origin);
     }
 }
 

@@ -2,16 +2,18 @@
 //!
 //! # Shape
 //! `StreamVec<Time, DeviceEvent>` → `StreamVec<Time, Row>` (+ checkpoint parts). Events are exchanged by the hash of
-//! `DeviceNumber` and wait in a map ordered by `(time, ID, device)`; once the input frontier's event time passes an
-//! event's time (every earlier event of its device has arrived: lateness is record-level), the events are
-//! evaluated in that order — for each device in event order `(time, ID)`, as `docs/jobs/alerts.md` §1 requires —
-//! through every rule's state machine ([`super::machine`]). Messages travel at their event time, so the sink
-//! releases them when the frontier passes it. A second event with the same `(time, ID)` of a device while the first
-//! is pending is a redelivery: a `duplicate` dead letter at the event's own timestamp.
+//! `DeviceNumber` and wait in buckets by event time, in arrival order. Once the input frontier's event time passes
+//! an event's time (every earlier event of its device has arrived: lateness is record-level), the events it passed
+//! are sorted by `(device, time, ID, arrival)` and evaluated for each device in event order `(time, ID)`, as
+//! `docs/jobs/alerts.md` §1 requires, through every rule's state machine ([`super::machine`]). Messages travel at
+//! their event time, so the sink releases them when the frontier passes it. An event with the same `(time, ID)` as
+//! an earlier-arrived event of its device is a redelivery: a `duplicate` dead letter at the event's own timestamp
+//! (both are pending together: a redelivery that arrives after its original was evaluated is behind the watermark,
+//! so late).
 //!
 //! # Checkpoints
 //! As Flink's aligned checkpoints hold back records behind a barrier, an event of an epoch beyond the one being
-//! filled (`done + 1`) is not evaluated (nor anything after it in event order) until the epochs before it are
+//! filled (`done + 1`) is not evaluated (nor any later event of its device) until the epochs before it are
 //! complete: so the state sent for epoch `e` — the rule states and the pending events of epochs `≤ e` — holds
 //! exactly the effects of the input of epochs `≤ e`, and the messages of every evaluation it reflects travel at
 //! epochs `≤ e` (acknowledged before the checkpoint is written). Restore keeps the entries whose device hash routes
@@ -32,7 +34,7 @@ use super::machine::{step, RuleState};
 use super::{enrich, message_rows, AlertsJob, DUPLICATES};
 use crate::epoch::{event_time_frontier, time, CheckpointPart, EpochCaps, PartsOutput, Recovery, Time};
 use crate::job::Counters;
-use crate::output::{dead_letter_row, Origin, Row};
+use crate::output::{dead_letter_row, PackedOrigin, Row};
 use crate::window::aggregate::key_hash;
 
 /// Name of the operator's checkpoint parts.
@@ -43,12 +45,22 @@ pub const OPERATOR: &str = "alerts.rules";
 struct AlertState {
     /// (device, rule_id) → its state machine, non-empty states only.
     machines: Vec<((i64, i32), RuleState)>,
-    /// Events read in epochs `≤ e` and not evaluated yet.
+    /// Events read in epochs `≤ e` and not evaluated yet, with their origins (a redelivery among them is found
+    /// when they are evaluated, and its dead letter names where it was read).
     pending: Vec<DeviceEvent>,
 }
 
-/// Pending events in evaluation order: `(time, ID, device)` → (epoch read in, event).
-type Pending = BTreeMap<(u64, compact_str::CompactString, i64), (u64, DeviceEvent)>;
+/// An event waiting for the frontier to pass its time.
+struct Waiting {
+    /// Arrival order at this instance (restored events first, in their checkpoint's order).
+    seq: u64,
+    /// The epoch it was read in (0 for restored events).
+    epoch: u64,
+    event: DeviceEvent,
+}
+
+/// Pending events by event time (ms since the Unix epoch), each bucket in arrival order.
+type Pending = BTreeMap<u64, Vec<Waiting>>;
 
 /// Builds the operator (see the module documentation); `dead_letter` is the run's dead-letter output index.
 ///
@@ -62,6 +74,7 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
     let counters = counters.clone();
     let mut machines: HashMap<(i64, i32), RuleState> = HashMap::default();
     let mut pending: Pending = BTreeMap::new();
+    let mut arrivals: u64 = 0;
     let rules_at_start = job.rules.current().1;
     for bytes in recovery.windows.get(OPERATOR).into_iter().flatten() {
         let part: AlertState = bincode::deserialize(bytes).unwrap_or_else(|e| panic!("checkpointed state of {OPERATOR} does not match this job: {e}"));
@@ -72,7 +85,8 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
         }
         for event in part.pending {
             if key_hash(&event.device) % peers == index {
-                pending.insert((event.time, event.id.clone(), event.device), (0, event));
+                pending.entry(event.time).or_default().push(Waiting { seq: arrivals, epoch: 0, event });
+                arrivals += 1;
             }
         }
     }
@@ -86,6 +100,9 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
     // states that produced them before they are emitted.
     let mut stalled: Vec<(Time, Vec<Row>)> = Vec::new();
     let mut rules_version = job.rules.current().0;
+    // The (event-time frontier, epoch limit) of the last evaluation: events held back for an epoch wait until it
+    // changes.
+    let mut last_pass = (0, 0);
     let mut input = builder.new_input(events, Exchange::new(|e: &DeviceEvent| key_hash(&e.device)));
     let (rows_output, rows) = builder.new_output::<Vec<Row>>();
     let (parts_output, parts) = builder.new_output::<Vec<CheckpointPart>>();
@@ -95,32 +112,16 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
         let mut caps = EpochCaps::new(capabilities, start_epoch, checkpointing);
         move |frontiers| {
             let frontier = frontiers[0].frontier();
-            // Take the input: a pending (time, ID) of the device again is a redelivery.
-            {
-                let mut output = rows_output.activate();
-                input.for_each_time(|cap, batches| {
-                    let epoch = cap.time().inner;
-                    let mut duplicates = Vec::new();
-                    for batch in batches {
-                        for event in batch.drain(..) {
-                            match pending.entry((event.time, event.id.clone(), event.device)) {
-                                std::collections::btree_map::Entry::Occupied(_) => {
-                                    let origin = event.origin.map_or_else(Origin::default, |o| *o);
-                                    duplicates.push(dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(event.time), None, None));
-                                }
-                                std::collections::btree_map::Entry::Vacant(slot) => {
-                                    slot.insert((epoch, event));
-                                }
-                            }
-                        }
+            // Take the input.
+            input.for_each_time(|cap, batches| {
+                let epoch = cap.time().inner;
+                for batch in batches {
+                    for event in batch.drain(..) {
+                        pending.entry(event.time).or_default().push(Waiting { seq: arrivals, epoch, event });
+                        arrivals += 1;
                     }
-                    if !duplicates.is_empty() {
-                        counters.add(DUPLICATES, duplicates.len() as u64);
-                        let cap = cap.retain(0);
-                        output.session(&cap).give_iterator(duplicates.into_iter());
-                    }
-                });
-            }
+                }
+            });
             if !stalled.is_empty() {
                 match enrich(job.sla.as_ref(), &mut stalled) {
                     Ok(()) => emit(&mut rows_output, &caps, std::mem::take(&mut stalled)),
@@ -145,25 +146,61 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
                 rules_version = version;
             }
             let mut evaluated: Vec<(Time, Vec<Row>)> = Vec::new();
-            if caps.floor.is_some() {
-                while let Some(entry) = pending.first_entry() {
-                    let (t, _, _) = *entry.key();
-                    if t >= passed || entry.get().0 > limit {
-                        break;
+            let ready = pending.first_key_value().is_some_and(|(t, _)| *t < passed);
+            if let Some(floor) = caps.floor.as_ref().filter(|_| ready && last_pass != (passed, limit)) {
+                last_pass = (passed, limit);
+                let later = pending.split_off(&passed);
+                let mut batch: Vec<Waiting> = std::mem::replace(&mut pending, later).into_values().flatten().collect();
+                batch.sort_unstable_by(|a, b| (a.event.device, a.event.time, &a.event.id, a.seq).cmp(&(b.event.device, b.event.time, &b.event.id, b.seq)));
+                let mut duplicates = Vec::new();
+                // The previous event's (device, time, ID), and the device whose events wait for an epoch.
+                let mut previous: Option<(i64, u64, compact_str::CompactString)> = None;
+                let mut held: Option<i64> = None;
+                for w in batch {
+                    let event = w.event;
+                    let key = (event.device, event.time, event.id.clone());
+                    if previous.as_ref() == Some(&key) {
+                        let origin = PackedOrigin::unpack_or_default(event.origin.as_ref());
+                        duplicates.push((time(event.time, w.epoch.max(done + 1)), dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(event.time), None, None)));
+                        continue;
                     }
-                    let (_, event) = entry.remove();
+                    previous = Some(key);
+                    if held == Some(event.device) || w.epoch > limit {
+                        held = Some(event.device);
+                        pending.entry(event.time).or_default().push(Waiting { event, ..w });
+                        continue;
+                    }
                     let mut messages = Vec::new();
                     for rule in rules.iter() {
                         let key = (event.device, rule.rule_id);
-                        let state = machines.entry(key).or_default();
-                        let s = step(rule, state, &event);
-                        if state.is_empty() {
-                            machines.remove(&key);
-                        }
+                        let s = match machines.get_mut(&key) {
+                            Some(state) => {
+                                let s = step(rule, state, &event);
+                                if state.is_empty() {
+                                    machines.remove(&key);
+                                }
+                                s
+                            }
+                            None => {
+                                let mut state = RuleState::default();
+                                let s = step(rule, &mut state, &event);
+                                if !state.is_empty() {
+                                    machines.insert(key, state);
+                                }
+                                s
+                            }
+                        };
                         message_rows(rule, event.device, s, &mut messages);
                     }
                     if !messages.is_empty() {
-                        evaluated.push((time(t, done + 1), messages));
+                        evaluated.push((time(event.time, done + 1), messages));
+                    }
+                }
+                if !duplicates.is_empty() {
+                    counters.add(DUPLICATES, duplicates.len() as u64);
+                    let mut output = rows_output.activate();
+                    for (t, row) in duplicates {
+                        output.session(&floor.delayed(&t)).give(row);
                     }
                 }
             }
@@ -178,7 +215,7 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
             // Held at the earliest pending event (one of an epoch held back may be earlier than the frontier), and
             // at the earliest stalled message.
             let stalled_at = stalled.iter().map(|(t, _)| t.outer).min().unwrap_or(u64::MAX);
-            let hold = pending.first_key_value().map_or(passed, |((t, _, _), _)| (*t).min(passed)).min(stalled_at);
+            let hold = pending.first_key_value().map_or(passed, |(t, _)| (*t).min(passed)).min(stalled_at);
             if !stalled.is_empty() && frontier.is_empty() {
                 return; // the capabilities stay until the stalled messages are emitted
             }
@@ -204,7 +241,7 @@ fn emit(output: &mut OutputBuilder<Time, CapacityContainerBuilder<Vec<Row>>>, ca
 fn snapshot(machines: &HashMap<(i64, i32), RuleState>, pending: &Pending, e: u64) -> Vec<u8> {
     let mut state = AlertState {
         machines: machines.iter().map(|(k, v)| (*k, v.clone())).collect(),
-        pending: pending.values().filter(|(epoch, _)| *epoch <= e).map(|(_, event)| DeviceEvent { origin: None, ..event.clone() }).collect(),
+        pending: pending.values().flatten().filter(|w| w.epoch <= e).map(|w| w.event.clone()).collect(),
     };
     state.machines.sort_by_key(|(k, _)| *k);
     bincode::serialize(&state).expect("alert state serializes")

@@ -40,7 +40,7 @@ use timely::dataflow::StreamVec;
 
 use crate::epoch::{event_time_frontier, time, CheckpointPart, EpochCaps, PartsOutput, Recovery, Time};
 use crate::job::{Counters, EventTime, Job, JobInfo, JobStreams, Lateness, WatermarkStrategy};
-use crate::output::{dead_letter_row, Field, FieldType, Origin, OutputSchema, Row, Value};
+use crate::output::{dead_letter_row, Field, FieldType, OutputSchema, PackedOrigin, Row, Value};
 use crate::window::aggregate::key_hash;
 use record::{AlertJson, AlertKind, AlertRecord};
 
@@ -227,7 +227,7 @@ fn due_updates<'s>(records: StreamVec<'s, Time, AlertRecord>, dead_letter: u16, 
             cap.downgrade(&time(0, start_epoch));
         }
         // The dead letter of a redelivered record read at `origin`, with its event time.
-        let duplicate = move |origin: Option<Box<Origin>>, t: u64| dead_letter_row(dead_letter, "duplicate".to_string(), origin.map_or_else(Origin::default, |o| *o), Some(t), None, None);
+        let duplicate = move |origin: Option<PackedOrigin>, t: u64| dead_letter_row(dead_letter, "duplicate".to_string(), PackedOrigin::unpack_or_default(origin.as_ref()), Some(t), None, None);
         move |frontiers| {
             let frontier = frontiers[0].frontier();
             input.for_each_time(|cap, batches| {

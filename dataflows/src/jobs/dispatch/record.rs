@@ -6,7 +6,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::job::{Decoded, EventTime, RecordFormat};
 use crate::jobs::alerts::event::parse_instant;
-use crate::output::Origin;
+use crate::output::PackedOrigin;
 
 /// An alert of the alert topic, with what dispatching needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +33,7 @@ pub struct AlertRecord {
     /// The alert or revoke.
     pub kind: AlertKind,
     /// Where it was read (set by the source shell).
-    pub origin: Option<Box<Origin>>,
+    pub origin: Option<PackedOrigin>,
 }
 
 /// An `alert` or a `revoke`.
@@ -77,8 +77,8 @@ impl EventTime for AlertRecord {
         }
     }
 
-    fn set_origin(&mut self, origin: Origin) {
-        self.origin = Some(Box::new(origin));
+    fn set_origin(&mut self, origin: PackedOrigin) {
+        self.origin = Some(origin);
     }
 }
 
