@@ -291,6 +291,12 @@ impl PackedOrigin {
         Origin { source: String::from_utf8_lossy(source).into_owned(), line: word(0), offset: word(8), record: String::from_utf8_lossy(record).into_owned() }
     }
 
+    /// Its place in the order records were read: (source, offset).
+    pub fn position(&self) -> (&[u8], u64) {
+        let source_len = u32::from_le_bytes(self.0[16..20].try_into().expect("4 bytes")) as usize;
+        (&self.0[Self::HEADER..Self::HEADER + source_len], u64::from_le_bytes(self.0[8..16].try_into().expect("8 bytes")))
+    }
+
     /// The origin of `packed`, or the empty [`Origin::default`] when unknown.
     pub fn unpack_or_default(packed: Option<&PackedOrigin>) -> Origin {
         packed.map_or_else(Origin::default, PackedOrigin::unpack)
@@ -389,6 +395,18 @@ pub fn escape_partition_value(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packed_origin_gives_back_what_was_packed() {
+        let packed = PackedOrigin::new("kafka://events/3", 0, 1 << 40, b"{\"a\": 1}\xff");
+        assert_eq!(packed.unpack(), Origin { source: "kafka://events/3".into(), line: 0, offset: 1 << 40, record: "{\"a\": 1}\u{fffd}".into() });
+        assert_eq!(packed.position(), (&b"kafka://events/3"[..], 1 << 40));
+        let file = PackedOrigin::new("in.jsonl", 7, 99, b"");
+        assert_eq!(file.unpack(), Origin { source: "in.jsonl".into(), line: 7, offset: 99, record: String::new() });
+        assert_eq!(PackedOrigin::unpack_or_default(None), Origin::default());
+        let bytes = bincode::serialize(&packed).unwrap();
+        assert_eq!(bincode::deserialize::<PackedOrigin>(&bytes).unwrap(), packed, "it travels between processes");
+    }
 
     #[test]
     fn rows_of_one_order_and_id_sort_by_their_values() {

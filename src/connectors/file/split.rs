@@ -270,6 +270,14 @@ impl SplitReader {
         self.line_number() - self.lines_read + lines_read
     }
 
+    /// Takes `lines` (when known, and not known already) as the number of lines before the split: what the range
+    /// before it consumed, so that [`Self::line_number`] need not count them.
+    pub fn know_lines_before(&self, lines: Option<u64>) {
+        if self.lines_before.get().is_none() {
+            self.lines_before.set(lines);
+        }
+    }
+
     /// Lines consumed before [`Self::position`] (header included), if known without counting the newlines
     /// before a byte range (which costs a read of the file up to it): where a resumed reader continues counting.
     pub fn lines_consumed(&self) -> Option<u64> {

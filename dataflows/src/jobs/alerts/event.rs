@@ -81,14 +81,14 @@ struct FastParam<'a> {
     id: Cow<'a, str>,
 }
 
-/// Decodes one device event: a typed parse with borrowed strings, and for anything it does not take (a missing
+/// Decodes one device event: a typed parse with borrowed strings (sonic-rs, SIMD), and for anything it does not take (a missing
 /// field, a wrong type, duplicate keys) the general decoder, which accepts or names the field; both accept
 /// exactly the same records with the same values (a property test checks it).
 ///
 /// # Errors
 /// Why it is malformed, naming the field (`Param.Timestamp: not an RFC 3339 instant`).
 pub fn decode(line: &[u8]) -> Result<DeviceEvent, String> {
-    if let Ok(fast) = serde_json::from_slice::<Fast<'_>>(line) {
+    if let Ok(fast) = sonic_rs::from_slice::<Fast<'_>>(line) {
         if let (Some(time), false) = (parse_instant(&fast.param.timestamp), fast.param.id.is_empty()) {
             return Ok(DeviceEvent { time, id: CompactString::from(fast.param.id), device: fast.device, message: CompactString::from(fast.message), err_code: fast.param.err_code, origin: None });
         }
@@ -238,12 +238,23 @@ mod tests {
             message in proptest::sample::select(vec!["\"fault\"", "\"run\"", "\"a\\u0041\"", "1", "null"]),
             code in proptest::sample::select(vec!["", "\"ErrCode\": 1, ", "\"ErrCode\": null, ", "\"ErrCode\": 1.0, ", "\"ErrCode\": \"1\", ", "\"ErrCode\": 99999999999999999999, "]),
             time in proptest::sample::select(vec!["\"2026-03-02T08:00:01.250Z\"", "\"2026-03-02T08:00:01+01:00\"", "\"1969-12-31T23:59:59Z\"", "\"x\"", "5"]),
-            id in proptest::sample::select(vec!["\"e-1\"", "\"\"", "\"e\\n2\"", "3"]),
-            device in proptest::sample::select(vec!["17", "-3", "1.5", "\"1\"", "9223372036854775808"]),
+            id in proptest::sample::select(vec!["\"e-1\"", "\"\"", "\"e\\n2\"", "3", "\"\\ud800\"", "\"\\ud83d\\ude00\"", "\"e\u{7}\""]),
+            device in proptest::sample::select(vec!["17", "-3", "1.5", "\"1\"", "9223372036854775808", "1e3", "-0", "017"]),
             extra in proptest::sample::select(vec!["", ", \"x\": [1, {}]", ", \"DeviceNumber\": 5"]),
         ) {
             let line = format!("{{\"Message\": {message}, \"Param\": {{{code}\"Timestamp\": {time}, \"ID\": {id}}}, \"DeviceNumber\": {device}{extra}}}");
             proptest::prop_assert_eq!(decode(line.as_bytes()), decode_general(line.as_bytes()), "{}", line);
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf_8_are_malformed_on_both_paths() {
+        for bad in [&b"\xff"[..], b"e\xc3", b"\xed\xa0\x80"] {
+            let mut line = br#"{"Message": "fault", "Param": {"Timestamp": "2026-03-02T08:00:01Z", "ID": ""#.to_vec();
+            line.extend_from_slice(bad);
+            line.extend_from_slice(br#""}, "DeviceNumber": 1}"#);
+            assert!(decode(&line).is_err(), "{bad:?}");
+            assert_eq!(decode(&line), decode_general(&line));
         }
     }
 

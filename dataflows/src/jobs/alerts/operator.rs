@@ -4,10 +4,11 @@
 //! `StreamVec<Time, DeviceEvent>` → `StreamVec<Time, Row>` (+ checkpoint parts). Events are exchanged by the hash of
 //! `DeviceNumber` and wait in buckets by event time, in arrival order. Once the input frontier's event time passes
 //! an event's time (every earlier event of its device has arrived: lateness is record-level), the events it passed
-//! are sorted by `(device, time, ID, arrival)` and evaluated for each device in event order `(time, ID)`, as
+//! are sorted by `(device, time, ID, place read)` and evaluated for each device in event order `(time, ID)`, as
 //! `docs/jobs/alerts.md` §1 requires, through every rule's state machine ([`super::machine`]). Messages travel at
 //! their event time, so the sink releases them when the frontier passes it. An event with the same `(time, ID)` as
-//! an earlier-arrived event of its device is a redelivery: a `duplicate` dead letter at the event's own timestamp
+//! another pending event of its device that was read before it (a smaller offset of the same source; otherwise
+//! by source, then arrival) is a redelivery: a `duplicate` dead letter at the event's own timestamp
 //! (both are pending together: a redelivery that arrives after its original was evaluated is behind the watermark,
 //! so late).
 //!
@@ -52,11 +53,18 @@ struct AlertState {
 
 /// An event waiting for the frontier to pass its time.
 struct Waiting {
-    /// Arrival order at this instance (restored events first, in their checkpoint's order).
+    /// Arrival order at this instance (restored events first, in their checkpoint's order): the last tie-break of
+    /// which of two equal events is the original ([`read_order`]).
     seq: u64,
     /// The epoch it was read in (0 for restored events).
     epoch: u64,
     event: DeviceEvent,
+}
+
+/// The order in which two pending events with the same (device, time, ID) were read: by source and offset
+/// ([`PackedOrigin::position`]; deterministic under any `-w`), then by arrival.
+fn read_order(w: &Waiting) -> (Option<(&[u8], u64)>, u64) {
+    (w.event.origin.as_ref().map(PackedOrigin::position), w.seq)
 }
 
 /// Pending events by event time (ms since the Unix epoch), each bucket in arrival order.
@@ -151,7 +159,9 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
                 last_pass = (passed, limit);
                 let later = pending.split_off(&passed);
                 let mut batch: Vec<Waiting> = std::mem::replace(&mut pending, later).into_values().flatten().collect();
-                batch.sort_unstable_by(|a, b| (a.event.device, a.event.time, &a.event.id, a.seq).cmp(&(b.event.device, b.event.time, &b.event.id, b.seq)));
+                // Same (device, time, ID): the one read first in its source (the smaller offset) is the original,
+                // whichever worker read it, then arrival order.
+                batch.sort_unstable_by(|a, b| (a.event.device, a.event.time, &a.event.id).cmp(&(b.event.device, b.event.time, &b.event.id)).then_with(|| read_order(a).cmp(&read_order(b))));
                 let mut duplicates = Vec::new();
                 // The previous event's (device, time, ID), and the device whose events wait for an epoch.
                 let mut previous: Option<(i64, u64, compact_str::CompactString)> = None;
