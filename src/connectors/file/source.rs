@@ -283,6 +283,10 @@ pub fn file_source<'s, J: Job>(scope: Scope<'s, Time>, splits: Vec<Split<J::Form
                 let reader = p.reader.as_ref().or(p.closed_reader.as_ref());
                 if let Some(reader) = reader {
                     reader.know_lines_before(end.lines);
+                    // A range read to its end before it was judged closed its reader not knowing its line count.
+                    if let Some((position, None)) = p.last {
+                        p.last = Some((position, reader.lines_consumed()));
+                    }
                 }
                 for r in ahead.drain(..) {
                     let at = || Position { source: source.as_str().into(), line: reader.map_or(r.lines_read, |reader| reader.line_number_at(r.lines_read)), offset: r.offset };
