@@ -90,13 +90,32 @@ pub fn to_string(schema: &OutputSchema, row: &Row, shape: Shape) -> String {
 }
 
 /// Appends `s` as a JSON string, escaped as `serde_json` does.
+/// Appends `s` as a JSON string. A string with nothing to escape (no `"`, `\\` or control character, the only
+/// characters serde_json escapes) is copied as it is; any other goes through serde_json, so the output is
+/// serde_json's either way.
 fn string(s: &str, out: &mut Vec<u8>) {
-    serde_json::to_writer(out, s).expect("a string serializes");
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(out, s).expect("a string serializes");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in ["", "plain ascii", "déjà vu ✓", "quote \" here", "back\\slash", "tab\tnew\nline", "\u{1}\u{1f}\u{7f}", "\u{2028}"] {
+            let mut out = Vec::new();
+            string(s, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
     use taxiflow_dataflows::jobs::taxi::documents;
     use taxiflow_dataflows::jobs::ticker::{TickerJob, AVERAGES};
     use taxiflow_dataflows::output::dead_letter_schema;

@@ -27,7 +27,9 @@
 
 pub mod record;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
@@ -194,9 +196,9 @@ fn due_updates<'s>(records: StreamVec<'s, Time, AlertRecord>, dead_letter: u16, 
     let (index, peers) = (scope.index() as u64, scope.peers() as u64);
     let mine = move |device: i64| key_hash(&device) % peers == index;
     let counters = counters.clone();
-    let mut open: HashMap<String, (i64, Candidate, u64)> = HashMap::new();
-    let mut early_revokes: HashMap<String, (i64, u64)> = HashMap::new();
-    let mut closed: HashMap<String, i64> = HashMap::new();
+    let mut open: HashMap<String, (i64, Candidate, u64)> = HashMap::default();
+    let mut early_revokes: HashMap<String, (i64, u64)> = HashMap::default();
+    let mut closed: HashMap<String, i64> = HashMap::default();
     // Records by epoch, not processed yet.
     let mut unprocessed: BTreeMap<u64, Vec<AlertRecord>> = BTreeMap::new();
     for bytes in recovery.windows.get(DUE_OPERATOR).into_iter().flatten() {
@@ -363,7 +365,7 @@ fn messages<'s>(top: StreamVec<'s, Time, DueUpdate>, due: StreamVec<'s, Time, Du
         let mut caps = EpochCaps::new(capabilities, start_epoch, checkpointing);
         let mut pending: BTreeMap<u64, BTreeMap<i64, Changes>> = BTreeMap::new();
         // The collection of due alerts: consolidated for the completed epochs, by epoch for the others.
-        let mut collection: HashMap<(i64, Candidate), BTreeMap<u64, isize>> = HashMap::new();
+        let mut collection: HashMap<(i64, Candidate), BTreeMap<u64, isize>> = HashMap::default();
         let mut by_epoch: BTreeMap<u64, Vec<DueUpdate>> = BTreeMap::new();
         let mut below: u64 = 0;
         move |frontiers| {
