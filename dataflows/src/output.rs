@@ -284,17 +284,24 @@ impl PackedOrigin {
 
     /// The [`Origin`] it holds (the record as lossy UTF-8).
     pub fn unpack(&self) -> Origin {
-        let b = &self.0;
-        let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-        let source_len = u32::from_le_bytes(b[16..20].try_into().expect("4 bytes")) as usize;
-        let (source, record) = b[Self::HEADER..].split_at(source_len);
-        Origin { source: String::from_utf8_lossy(source).into_owned(), line: word(0), offset: word(8), record: String::from_utf8_lossy(record).into_owned() }
+        let (source, record) = self.source_and_record();
+        Origin { source: String::from_utf8_lossy(source).into_owned(), line: self.word(0), offset: self.word(8), record: String::from_utf8_lossy(record).into_owned() }
     }
 
     /// Its place in the order records were read: (source, offset).
     pub fn position(&self) -> (&[u8], u64) {
-        let source_len = u32::from_le_bytes(self.0[16..20].try_into().expect("4 bytes")) as usize;
-        (&self.0[Self::HEADER..Self::HEADER + source_len], u64::from_le_bytes(self.0[8..16].try_into().expect("8 bytes")))
+        (self.source_and_record().0, self.word(8))
+    }
+
+    /// The u64 of the header at byte `at` (0: line, 8: offset).
+    fn word(&self, at: usize) -> u64 {
+        u64::from_le_bytes(self.0[at..at + 8].try_into().expect("8 bytes"))
+    }
+
+    /// The source's bytes and the record's.
+    fn source_and_record(&self) -> (&[u8], &[u8]) {
+        let source_len = u32::from_le_bytes(self.0[16..Self::HEADER].try_into().expect("4 bytes")) as usize;
+        self.0[Self::HEADER..].split_at(source_len)
     }
 
     /// The origin of `packed`, or the empty [`Origin::default`] when unknown.

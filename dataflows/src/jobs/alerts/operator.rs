@@ -281,7 +281,6 @@ mod tests {
         let job = AlertsJob::new(rules.clone(), Arc::new(SlaTable::new()), &Default::default(), std::time::Duration::from_secs(1)).unwrap();
         let recovery = Recovery { enabled: true, start_epoch: 1, windows: Default::default() };
         let (a, b) = (event("fault", Some(1), 100, "a"), event("fault", Some(2), 101, "b"));
-        let _ = &b;
         let rows: Arc<Mutex<Vec<(Time, Row)>>> = Default::default();
         let parts: Arc<Mutex<Vec<(Time, CheckpointPart)>>> = Default::default();
         let (rows_seen, parts_seen) = (rows.clone(), parts.clone());
