@@ -5,6 +5,7 @@
 use taxiflow_dataflows::job::JobInfo;
 use taxiflow_dataflows::jobs::alerts::{AlertsArgs, AlertsJob};
 use taxiflow_dataflows::jobs::dispatch::DispatchJob;
+use taxiflow_dataflows::jobs::pageviews::{PageviewsArgs, PageviewsJob};
 use taxiflow_dataflows::jobs::taxi::{TaxiArgs, TaxiJob};
 use taxiflow_dataflows::jobs::ticker::TickerJob;
 use taxiflow_dataflows::jobs::WindowArgs;
@@ -19,7 +20,7 @@ use crate::runtime::shutdown::Shutdown;
 #[derive(Clone, Debug, clap::Args)]
 pub struct JobArgs {
     /// Flags of the jobs with tumbling windows.
-    #[command(flatten, next_help_heading = "Event time (jobs taxi, ticker and alerts)")]
+    #[command(flatten, next_help_heading = "Event time (jobs taxi, ticker, alerts and pageviews)")]
     pub window: WindowArgs,
     /// Flags of the taxi job.
     #[command(flatten, next_help_heading = "Job taxi")]
@@ -27,6 +28,9 @@ pub struct JobArgs {
     /// Flags of the alerts job.
     #[command(flatten, next_help_heading = "Job alerts")]
     pub alerts: AlertsArgs,
+    /// Flags of the pageviews job.
+    #[command(flatten, next_help_heading = "Job pageviews")]
+    pub pageviews: PageviewsArgs,
 }
 
 /// A group of job flags (see [`JobArgs`]).
@@ -38,6 +42,8 @@ pub enum JobFlags {
     Taxi,
     /// [`AlertsArgs`].
     Alerts,
+    /// [`PageviewsArgs`].
+    Pageviews,
 }
 
 impl JobFlags {
@@ -47,6 +53,7 @@ impl JobFlags {
             JobFlags::Window => crate::connectors::flag_ids::<WindowArgs>(),
             JobFlags::Taxi => crate::connectors::flag_ids::<TaxiArgs>(),
             JobFlags::Alerts => crate::connectors::flag_ids::<AlertsArgs>(),
+            JobFlags::Pageviews => crate::connectors::flag_ids::<PageviewsArgs>(),
         }
     }
 }
@@ -114,7 +121,24 @@ pub const JOBS: &[JobEntry] = &[
         outputs: || DispatchJob.outputs(),
         run: |_, invocation| run_job(DispatchJob, invocation),
     },
+    JobEntry {
+        info: PageviewsJob::info,
+        flags: &[JobFlags::Window, JobFlags::Pageviews],
+        bundled_inputs: false,
+        outputs: || PageviewsJob::new(&WindowArgs::default(), None, None).expect("the default settings are valid").outputs(),
+        run: |args, invocation| run_job(pageviews_job(&args.pageviews, &args.window)?, invocation),
+    },
 ];
+
+/// The page-view job: its country databases opened at start (`crate::connectors::geoip`).
+///
+/// # Errors
+/// A `--geoip` file that is not a MaxMind database, a bad `--timezone` or event-time flag.
+fn pageviews_job(args: &PageviewsArgs, window: &WindowArgs) -> anyhow::Result<PageviewsJob> {
+    let geoip: Option<std::sync::Arc<dyn taxiflow_dataflows::jobs::pageviews::CountryLookup>> =
+        if args.geoip.is_empty() { None } else { Some(std::sync::Arc::new(crate::connectors::geoip::GeoIp::open(&args.geoip)?)) };
+    PageviewsJob::new(window, args.timezone.as_deref(), geoip).map_err(anyhow::Error::msg)
+}
 
 /// The alerts job: its rules and device settings read from PostgreSQL at start (`crate::connectors::postgres`).
 ///

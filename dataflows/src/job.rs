@@ -68,6 +68,12 @@ pub trait RecordFormat: Clone + std::fmt::Debug + Send + Sync + 'static {
     fn watermark_marker(&self) -> Option<&'static [u8]> {
         None
     }
+
+    /// Whether a stream record (a Kafka message) may hold several `\n`-terminated lines, each one record (an
+    /// access-log shipper's batch, pageviews spec §1); `false`: a message is one record.
+    fn lines_per_message(&self) -> bool {
+        false
+    }
 }
 
 /// How a partition's watermark W ("no record with event time ≤ W will come") is derived.

@@ -21,6 +21,7 @@
 
 pub mod elasticsearch;
 pub mod file;
+pub mod geoip;
 pub mod kafka;
 pub mod kinesis;
 pub mod part_files;

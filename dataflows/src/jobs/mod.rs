@@ -1,8 +1,10 @@
 //! The jobs, one folder each: [`taxi`] (NYC taxi hot spots and airport trip durations), [`ticker`] (average
-//! price per ticker into S3) and [`alerts`] (device alerts from rules), and the event-time flags they share ([`WindowArgs`]).
+//! price per ticker into S3), [`alerts`] (device alerts from rules), [`dispatch`] (their work orders) and
+//! [`pageviews`] (page views and unique visitors of access logs), and the event-time flags they share ([`WindowArgs`]).
 
 pub mod alerts;
 pub mod dispatch;
+pub mod pageviews;
 pub mod taxi;
 pub mod ticker;
 

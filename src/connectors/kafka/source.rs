@@ -266,6 +266,7 @@ pub fn kafka_source<'s, J: Job>(scope: Scope<'s, Time>, options: KafkaSourceOpti
     let (worker, peers, restored) = (ctx.worker, ctx.peers, ctx.restored.clone());
     let template = ctx.clock(None);
     let format = ctx.job.stream_format().map_err(|e| anyhow::anyhow!(e))?;
+    let lines_per_message = format.lines_per_message();
     let mut scratch = <J::Format as RecordFormat>::Scratch::default();
     let consumer = consumer(&options)?;
     let url = options.topic.url();
@@ -325,10 +326,18 @@ pub fn kafka_source<'s, J: Job>(scope: Scope<'s, Time>, options: KafkaSourceOpti
                     state.last_record = Instant::now();
                     state.last_timestamp_ms = message.timestamp().to_millis();
                     let raw = message.payload().unwrap_or_default();
-                    let decoded = format.decode(raw, &mut scratch);
                     let source = sources.entry(p).or_insert_with(|| format!("{url}/{p}"));
                     let offset = message.offset() as u64;
-                    batch.accept(decoded, &mut state.clock, floor, raw, || Position { source: source.as_str().into(), line: 0, offset });
+                    if lines_per_message {
+                        // Each `\n`-terminated line is a record; its dead letter gives the line within the message.
+                        for (i, line) in message_lines(raw).enumerate() {
+                            let decoded = format.decode(line, &mut scratch);
+                            batch.accept(decoded, &mut state.clock, floor, line, || Position { source: source.as_str().into(), line: i as u64 + 1, offset });
+                        }
+                    } else {
+                        let decoded = format.decode(raw, &mut scratch);
+                        batch.accept(decoded, &mut state.clock, floor, raw, || Position { source: source.as_str().into(), line: 0, offset });
+                    }
                 }
             }
         }
@@ -444,5 +453,29 @@ fn add_new_partitions(consumer: &BaseConsumer, options: &KafkaSourceOptions, clo
         if let Err(e) = consumer.incremental_assign(&added) {
             tracing::warn!(error = %e, "cannot assign new partitions");
         }
+    }
+}
+
+/// The lines of a message that may hold several (`RecordFormat::lines_per_message`): the segments between `\n`s,
+/// without a last empty one (a message that ends with `\n`).
+fn message_lines(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = payload.strip_suffix(b"\n").unwrap_or(payload);
+    let empty = payload.is_empty();
+    body.split(|&b| b == b'\n').filter(move |_| !empty)
+}
+
+#[cfg(test)]
+mod message_line_tests {
+    use super::message_lines;
+
+    #[test]
+    fn a_message_is_split_into_its_lines() {
+        let lines = |p: &[u8]| message_lines(p).map(|l| String::from_utf8_lossy(l).into_owned()).collect::<Vec<_>>();
+        assert_eq!(lines(b"a\nb\n"), ["a", "b"]);
+        assert_eq!(lines(b"a\nb"), ["a", "b"]);
+        assert_eq!(lines(b"a"), ["a"]);
+        assert_eq!(lines(b"a\n\nb"), ["a", "", "b"]);
+        assert!(lines(b"").is_empty());
+        assert_eq!(lines(b"\n"), [""]);
     }
 }

@@ -1,0 +1,432 @@
+//! Output 4, "today so far" (pageviews spec §3.4): at each window end `e` of the total output, with `d` the day
+//! (in `--timezone`) that contains `e − 1 ms`, the PV and the exact UV of `[start of d, e)`.
+//!
+//! # Shape
+//! 1. **Visitors per window and day**: a keyed window aggregate by `(day, host)` (`crate::window::aggregate`,
+//!    folded per input batch on the reading worker, merged by key hash): at each window end `e`, one
+//!    `((d, host), count)` per visitor of `d` in the window.
+//! 2. **Day state** ([`DayVisitors`], a keyed timely operator by day): turns those into the updates of two
+//!    differential collections, the visitors `(d, host)` (+1 at `(e, epoch)`) and the page views `d` (+pv at
+//!    `(e, epoch)`). When the event-time frontier passes the end of `d`, it retracts everything it added for `d`
+//!    at `day end + 1 ms`, so the arrangements below are compacted to nothing for a closed day instead of growing
+//!    with every day of the log. It keeps, per open day, each visitor's first window and update count and the
+//!    page views per window: what it must retract, and its checkpoint (aligned by epoch, as the window
+//!    aggregates).
+//! 3. **Distinct count** (`differential-dataflow`): `visitors.distinct().map(day).count()` and
+//!    `page_views.count()`, the exact UV and PV of each day as a function of event time, over arrangements.
+//! 4. **Rows** (a keyed timely operator by day): when the frontier passes a window end `e`, the day's counts as
+//!    of `e` become the row `(day, e, pv, uv)`, at the latest epoch at which a piece of window `e` arrived (so
+//!    that a checkpoint that commits the row has every piece of it).
+//!
+//! A window that straddles a day's end (a window length that does not divide the day, or an offset that is not
+//! a whole number of windows) counts its lines of the earlier day in no row, as the spec's `[start of d, e)`
+//! with `e − 1 ms` in `d` says.
+//!
+//! # Checkpoints
+//! Step 2 sends, at each epoch `e`, its days with every update of epochs `≤ e` (a closed day is left out once
+//! every update of it is of an epoch `≤ e`: no window of it can be emitted again after a restore from `e`).
+//! A restore (any `-w`/`-n`) feeds those updates back into the collections at the first epoch; steps 3 and 4
+//! are rebuilt from them.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, Offset, TimeZone};
+use compact_str::CompactString;
+use differential_dataflow::AsCollection;
+use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::StreamVec;
+
+use crate::epoch::{event_time_frontier, event_time_passed, time, CheckpointPart, EpochCaps, PartsOutput, Recovery, Time};
+use crate::output::{Row, Value};
+use crate::window::aggregate::{key_hash, windowed_aggregate, Aggregated, Count};
+use crate::window::{TumblingWindow, Window};
+
+use super::{row_id, PageView, TODAY};
+
+/// A day: days since 1970-01-01 of the local date in the job's time zone.
+pub type Day = i32;
+
+/// The days of `--timezone` (an IANA name; UTC by default): which day an instant is in, and when a day ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DayCalendar {
+    /// `None`: UTC.
+    zone: Option<chrono_tz::Tz>,
+}
+
+impl DayCalendar {
+    /// Days in UTC.
+    pub fn utc() -> DayCalendar {
+        DayCalendar { zone: None }
+    }
+
+    /// Days in the IANA time zone `name` (e.g. `Europe/Berlin`).
+    ///
+    /// # Errors
+    /// `name` is not a time zone of the IANA database.
+    pub fn of(name: &str) -> Result<DayCalendar, String> {
+        match name.parse::<chrono_tz::Tz>() {
+            Ok(chrono_tz::Tz::UTC) | Ok(chrono_tz::Tz::Etc__UTC) => Ok(DayCalendar::utc()),
+            Ok(tz) => Ok(DayCalendar { zone: Some(tz) }),
+            Err(_) => Err(format!("{name:?} is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)")),
+        }
+    }
+
+    /// The zone's name.
+    pub fn name(&self) -> &'static str {
+        self.zone.map_or("UTC", |z| z.name())
+    }
+
+    /// The day that contains `ms` (ms since the Unix epoch).
+    pub fn day_of(&self, ms: u64) -> Day {
+        let offset_ms = match self.zone {
+            None => 0,
+            Some(tz) => {
+                let utc = chrono::DateTime::from_timestamp_millis(ms as i64).expect("an event time is a valid instant").naive_utc();
+                i64::from(tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()) * 1000
+            }
+        };
+        (ms as i64 + offset_ms).div_euclid(86_400_000) as Day
+    }
+
+    /// The first instant of `day` (ms since the Unix epoch; the earliest local midnight, or the first local time
+    /// after a midnight that a clock change skips).
+    pub fn start_of(&self, day: Day) -> i64 {
+        let utc_midnight = i64::from(day) * 86_400_000;
+        let Some(tz) = self.zone else { return utc_midnight };
+        let date = NaiveDate::from_num_days_from_ce_opt(day + 719_163).expect("a day of the log is a valid date");
+        // A clock change may skip midnight (e.g. America/Havana): the day then starts at the first local time
+        // that exists, found by the hour.
+        (0..24)
+            .find_map(|h| tz.from_local_datetime(&date.and_hms_opt(h, 0, 0).expect("a valid time")).earliest())
+            .map_or(utc_midnight, |t| t.timestamp_millis())
+    }
+
+    /// The first instant after `day`.
+    pub fn end_of(&self, day: Day) -> u64 {
+        self.start_of(day + 1).max(0) as u64
+    }
+
+    /// `YYYY-MM-DD`.
+    pub fn label(day: Day) -> String {
+        let (y, m, d) = crate::calendar::civil_from_days(i64::from(day));
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+}
+
+/// Name of the visitors-per-window-and-day aggregate (its checkpoint parts).
+pub const VISITORS_OPERATOR: &str = "pageviews.today_visitors";
+/// Name of the day-state operator's checkpoint parts ([`DayState`]).
+pub const DAYS_OPERATOR: &str = "pageviews.today_days";
+
+/// The updates of the visitor collection, `((day, host), time, diff)`.
+type VisitorUpdate = ((Day, CompactString), Time, isize);
+/// The updates of the page-view collection, `(day, time, diff)`.
+type ViewUpdate = (Day, Time, isize);
+
+/// One open day of the day-state operator.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayVisitors {
+    /// Page views per window end (ms since the Unix epoch).
+    pub views: BTreeMap<u64, u64>,
+    /// Per visitor: the end of its first window of the day and how many `+1` updates it was given.
+    pub hosts: HashMap<CompactString, (u64, u64)>,
+    /// The latest epoch of an update of this day.
+    pub last_epoch: u64,
+}
+
+impl DayVisitors {
+    fn add_view(&mut self, end: u64, pv: u64) {
+        *self.views.entry(end).or_default() += pv;
+    }
+
+    fn add_host(&mut self, host: CompactString, first: u64, updates: u64) {
+        let entry = self.hosts.entry(host).or_insert((first, 0));
+        entry.0 = entry.0.min(first);
+        entry.1 += updates;
+    }
+
+    fn merge(&mut self, other: DayVisitors) {
+        for (end, pv) in other.views {
+            self.add_view(end, pv);
+        }
+        for (host, (first, updates)) in other.hosts {
+            self.add_host(host, first, updates);
+        }
+        self.last_epoch = self.last_epoch.max(other.last_epoch);
+    }
+}
+
+/// The day-state operator's checkpoint part: its open days, over every update of epochs `≤ e`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct DayState {
+    /// `(day, its state)`.
+    pub days: Vec<(Day, DayVisitors)>,
+}
+
+/// Output 4's rows (output index `output`) and the checkpoint parts of its operators (see the module docs).
+pub fn today<'s>(records: StreamVec<'s, Time, PageView>, window: TumblingWindow, calendar: DayCalendar, output: u16, recovery: &Recovery) -> (StreamVec<'s, Time, Row>, StreamVec<'s, Time, CheckpointPart>) {
+    let (per_window, window_parts) = windowed_aggregate::<_, (Day, CompactString), Count, _>(records, window, VISITORS_OPERATOR, recovery, move |r: PageView| Some(((calendar.day_of(r.event_time), r.host), ())));
+    let (visitors, views, ends, day_parts) = day_state(per_window, calendar, recovery);
+    let uv = visitors.as_collection().distinct().map(|(day, _host)| day).count();
+    let pv = views.as_collection().count();
+    let rows = rows(ends, uv.inner, pv.inner, window, calendar, output);
+    use timely::dataflow::operators::Concat;
+    (rows, window_parts.concat(day_parts))
+}
+
+/// Step 2 of the module docs: the collections' updates, the window ends seen (at their window's time), and parts.
+#[allow(clippy::type_complexity)]
+fn day_state<'s>(
+    per_window: StreamVec<'s, Time, Aggregated<(Day, CompactString), Count>>,
+    calendar: DayCalendar,
+    recovery: &Recovery,
+) -> (StreamVec<'s, Time, VisitorUpdate>, StreamVec<'s, Time, ViewUpdate>, StreamVec<'s, Time, u64>, StreamVec<'s, Time, CheckpointPart>) {
+    let scope = per_window.scope();
+    let (index, peers) = (scope.index() as u64, scope.peers() as u64);
+    let mine = move |day: Day| key_hash(&day) % peers == index;
+    let mut days: BTreeMap<Day, DayVisitors> = BTreeMap::new();
+    for bytes in recovery.windows.get(DAYS_OPERATOR).into_iter().flatten() {
+        let part: DayState = bincode::deserialize(bytes).unwrap_or_else(|e| panic!("checkpointed state of {DAYS_OPERATOR} does not match this job: {e}"));
+        for (day, state) in part.days.into_iter().filter(|(d, _)| mine(*d)) {
+            days.entry(day).or_default().merge(state);
+        }
+    }
+    // The restored updates, fed into the collections at the first epoch.
+    let mut restored = !days.is_empty();
+    // Updates of epochs not complete yet: epoch → day → state.
+    let mut pending: BTreeMap<u64, BTreeMap<Day, DayVisitors>> = BTreeMap::new();
+    // Days whose end the frontier has passed (retracted), kept until a checkpoint no longer needs them.
+    let mut closed: Vec<Day> = Vec::new();
+    let (checkpointing, start_epoch) = (recovery.enabled, recovery.start_epoch);
+
+    let mut builder = OperatorBuilder::new(DAYS_OPERATOR.to_owned(), scope);
+    let mut input = builder.new_input(per_window, Exchange::new(|a: &Aggregated<(Day, CompactString), Count>| key_hash(&a.key.0)));
+    let (visitors_output, visitors) = builder.new_output::<Vec<VisitorUpdate>>();
+    let (parts_output, parts) = builder.new_output::<Vec<CheckpointPart>>();
+    let (views_output, views) = builder.new_output::<Vec<ViewUpdate>>();
+    let (ends_output, ends) = builder.new_output::<Vec<u64>>();
+    let mut visitors_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<VisitorUpdate>>>::from(visitors_output);
+    let mut parts_output = PartsOutput::from(parts_output);
+    let mut views_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<ViewUpdate>>>::from(views_output);
+    let mut ends_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<u64>>>::from(ends_output);
+    builder.build(move |mut capabilities| {
+        let mut ends_cap = capabilities.pop();
+        let mut views_cap = capabilities.pop();
+        let mut caps = EpochCaps::new(capabilities, start_epoch, checkpointing);
+        for cap in ends_cap.iter_mut().chain(views_cap.iter_mut()) {
+            cap.downgrade(&time(0, start_epoch));
+        }
+        move |frontiers| {
+            let frontier = frontiers[0].frontier();
+            if restored {
+                restored = false;
+                if let (Some(floor), Some(views_cap)) = (&caps.floor, &views_cap) {
+                    let mut v = visitors_output.activate();
+                    let mut p = views_output.activate();
+                    for (&day, state) in &days {
+                        for (host, &(first, updates)) in &state.hosts {
+                            v.session(&floor.delayed(&time(first, start_epoch))).give(((day, host.clone()), time(first, start_epoch), updates as isize));
+                        }
+                        for (&end, &pv) in &state.views {
+                            p.session(&views_cap.delayed(&time(end, start_epoch))).give((day, time(end, start_epoch), pv as isize));
+                        }
+                    }
+                }
+            }
+            input.for_each_time(|cap, batches| {
+                let (end, epoch) = (cap.time().outer, cap.time().inner);
+                let mut v = visitors_output.activate();
+                let mut p = views_output.activate();
+                let mut visitors = v.session(&cap);
+                let mut views = p.session(&cap);
+                let mut window_views: HashMap<Day, u64> = HashMap::default();
+                let mut seen = false;
+                for batch in batches {
+                    for agg in batch.drain(..) {
+                        seen = true;
+                        let ((day, host), Count(pv)) = (agg.key, agg.acc);
+                        debug_assert_eq!(agg.window.end_ms, end);
+                        if agg.window.end_ms > calendar.end_of(day) {
+                            continue; // a window straddling the day's end: counted in no row of the day
+                        }
+                        let state = if checkpointing && epoch > caps.done { pending.entry(epoch).or_default().entry(day).or_default() } else { days.entry(day).or_default() };
+                        state.add_host(host.clone(), agg.window.end_ms, 1);
+                        state.last_epoch = state.last_epoch.max(epoch);
+                        *window_views.entry(day).or_default() += pv;
+                        visitors.give(((day, host), *cap.time(), 1));
+                    }
+                }
+                for (day, pv) in window_views {
+                    let state = if checkpointing && epoch > caps.done { pending.entry(epoch).or_default().entry(day).or_default() } else { days.entry(day).or_default() };
+                    state.add_view(end, pv);
+                    views.give((day, *cap.time(), pv as isize));
+                }
+                if seen {
+                    ends_output.activate().session(&cap).give(end);
+                }
+            });
+            caps.complete_epochs(frontier, &mut parts_output, |e| {
+                for (day, state) in pending.remove(&e).unwrap_or_default() {
+                    days.entry(day).or_default().merge(state);
+                }
+                let part = DayState { days: days.iter().filter(|(d, s)| !(closed.contains(d) && s.last_epoch <= e)).map(|(d, s)| (*d, s.clone())).collect() };
+                CheckpointPart::Window { operator: DAYS_OPERATOR.to_string(), worker: index as usize, state: bincode::serialize(&part).expect("day state serializes") }
+            });
+            // Days no checkpoint needs any more are dropped (all of them without checkpoints).
+            let done = caps.done;
+            closed.retain(|d| {
+                let keep = checkpointing && days.get(d).is_some_and(|s| s.last_epoch > done);
+                if !keep {
+                    days.remove(d);
+                }
+                keep
+            });
+            // Close the days the event-time frontier has passed: retract their updates at day end + 1 ms.
+            let passed = event_time_frontier(frontier).unwrap_or(u64::MAX);
+            if let Some(floor) = &caps.floor {
+                let open: Vec<Day> = days.keys().chain(pending.values().flat_map(|d| d.keys())).copied().filter(|d| !closed.contains(d)).collect();
+                let mut v = visitors_output.activate();
+                let mut p = views_output.activate();
+                for day in open {
+                    let day_end = calendar.end_of(day);
+                    if passed <= day_end || closed.contains(&day) {
+                        continue;
+                    }
+                    let at = time(day_end + 1, caps.done + 1);
+                    let cap = floor.delayed(&at);
+                    let mut whole = days.get(&day).cloned().unwrap_or_default();
+                    for epoch in pending.values() {
+                        if let Some(state) = epoch.get(&day) {
+                            whole.merge(state.clone());
+                        }
+                    }
+                    v.session(&cap).give_iterator(whole.hosts.into_iter().map(|(host, (_, updates))| ((day, host), at, -(updates as isize))));
+                    let views = whole.views.values().sum::<u64>();
+                    p.session(&views_cap.as_ref().expect("held while the floor is").delayed(&at)).give((day, at, -(views as isize)));
+                    closed.push(day);
+                }
+            }
+            let hold = passed;
+            caps.settle(frontier, hold, &mut parts_output, || {
+                let part = DayState { days: days.iter().map(|(d, s)| (*d, s.clone())).collect() };
+                CheckpointPart::Window { operator: DAYS_OPERATOR.to_string(), worker: index as usize, state: bincode::serialize(&part).expect("day state serializes") }
+            });
+            match &caps.floor {
+                None => {
+                    views_cap = None;
+                    ends_cap = None;
+                }
+                Some(floor) => {
+                    for cap in views_cap.iter_mut().chain(ends_cap.iter_mut()) {
+                        if cap.time() != floor.time() {
+                            cap.downgrade(floor.time());
+                        }
+                    }
+                }
+            }
+        }
+    });
+    (visitors, views, ends, parts)
+}
+
+/// Step 4 of the module docs: the rows of output 4 from the window ends and the changes of the day counts.
+fn rows<'s>(ends: StreamVec<'s, Time, u64>, uv: StreamVec<'s, Time, ((Day, isize), Time, isize)>, pv: StreamVec<'s, Time, ((Day, isize), Time, isize)>, window: TumblingWindow, calendar: DayCalendar, output: u16) -> StreamVec<'s, Time, Row> {
+    let scope = ends.scope();
+    let mut builder = OperatorBuilder::new("pageviews.today_rows".to_owned(), scope);
+    let mut ends_input = builder.new_input(ends, Exchange::new(move |end: &u64| key_hash(&calendar.day_of(end - 1))));
+    let mut uv_input = builder.new_input(uv, Exchange::new(|((day, _), _, _): &((Day, isize), Time, isize)| key_hash(day)));
+    let mut pv_input = builder.new_input(pv, Exchange::new(|((day, _), _, _): &((Day, isize), Time, isize)| key_hash(day)));
+    let (rows_output, rows) = builder.new_output::<Vec<Row>>();
+    let mut rows_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Row>>>::from(rows_output);
+    builder.build(move |_capabilities| {
+        // Window end → the capability of its latest piece.
+        let mut pending_ends: BTreeMap<u64, Capability<Time>> = BTreeMap::new();
+        // Event time → (day, Δpv, Δuv).
+        let mut changes: BTreeMap<u64, Vec<(Day, i64, i64)>> = BTreeMap::new();
+        // Day → (pv, uv) as of the last window end processed.
+        let mut counts: HashMap<Day, (i64, i64)> = HashMap::default();
+        move |frontiers| {
+            ends_input.for_each_time(|cap, batches| {
+                for batch in batches {
+                    for end in batch.drain(..) {
+                        match pending_ends.get_mut(&end) {
+                            Some(held) if held.time().inner >= cap.time().inner => {}
+                            Some(held) => *held = cap.delayed(&time(end, cap.time().inner), 0),
+                            None => {
+                                pending_ends.insert(end, cap.delayed(&time(end, cap.time().inner), 0));
+                            }
+                        }
+                    }
+                }
+            });
+            for (input, is_uv) in [(&mut uv_input, true), (&mut pv_input, false)] {
+                input.for_each_time(|_cap, batches| {
+                    for batch in batches {
+                        for ((day, count), t, diff) in batch.drain(..) {
+                            let delta = (count * diff) as i64;
+                            changes.entry(t.outer).or_default().push(if is_uv { (day, 0, delta) } else { (day, delta, 0) });
+                        }
+                    }
+                });
+            }
+            let mut out = rows_output.activate();
+            while let Some(entry) = pending_ends.first_entry() {
+                let end = *entry.key();
+                if !frontiers.iter().all(|f| event_time_passed(f.frontier(), end)) {
+                    break;
+                }
+                let cap = entry.remove();
+                while let Some(change) = changes.first_entry() {
+                    if *change.key() > end {
+                        break;
+                    }
+                    for (day, dpv, duv) in change.remove() {
+                        let c = counts.entry(day).or_default();
+                        c.0 += dpv;
+                        c.1 += duv;
+                        if *c == (0, 0) {
+                            counts.remove(&day);
+                        }
+                    }
+                }
+                let day = calendar.day_of(end - 1);
+                let (pv, uv) = counts.get(&day).copied().unwrap_or_default();
+                let label = DayCalendar::label(day);
+                let w = Window { start_ms: end - window.length_ms, end_ms: end };
+                let row = Row { output, id: row_id(TODAY, w, Some(&label)), order: end as i64, window: Some(w), values: vec![Value::Str(label), Value::Int(end as i64), Value::Int(pv), Value::Int(uv)] };
+                out.session(&cap).give(row);
+            }
+        }
+    });
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_in_utc_and_in_a_zone_with_clock_changes() {
+        let utc = DayCalendar::utc();
+        let t = 1_704_067_200_000u64; // 2024-01-01T00:00:00Z
+        assert_eq!(DayCalendar::label(utc.day_of(t)), "2024-01-01");
+        assert_eq!(DayCalendar::label(utc.day_of(t - 1)), "2023-12-31");
+        assert_eq!(utc.end_of(utc.day_of(t - 1)), t);
+        let berlin = DayCalendar::of("Europe/Berlin").unwrap();
+        // 2024-01-01T00:00 in Berlin is 2023-12-31T23:00Z.
+        assert_eq!(DayCalendar::label(berlin.day_of(t - 3_600_000)), "2024-01-01");
+        assert_eq!(DayCalendar::label(berlin.day_of(t - 3_600_001)), "2023-12-31");
+        // 2024-03-31 has 23 hours in Berlin (clocks go forward at 02:00).
+        let day = berlin.day_of(1_711_843_200_000); // 2024-03-31T00:00Z
+        assert_eq!(DayCalendar::label(day), "2024-03-31");
+        assert_eq!(berlin.end_of(day) as i64 - berlin.start_of(day), 23 * 3_600_000);
+        assert!(DayCalendar::of("Mars/Olympus").unwrap_err().contains("IANA"));
+        assert_eq!(DayCalendar::of("UTC").unwrap(), utc);
+    }
+}
