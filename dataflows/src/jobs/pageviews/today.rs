@@ -281,7 +281,8 @@ fn day_state<'s>(
             // Days no checkpoint needs any more are dropped (all of them without checkpoints).
             let done = caps.done;
             closed.retain(|d| {
-                let keep = checkpointing && days.get(d).is_some_and(|s| s.last_epoch > done);
+                // Updates of a closed day may still wait in epochs not complete yet (they are in its retraction).
+                let keep = checkpointing && (pending.values().any(|p| p.contains_key(d)) || days.get(d).is_some_and(|s| s.last_epoch > done));
                 if !keep {
                     days.remove(d);
                 }

@@ -1,0 +1,305 @@
+//! The page-view job (`docs/jobs/pageviews.md`) against independent re-computations: the Flink baseline's
+//! `reference.py` (total and per-path outputs) on the real logstalgia sample, and `scripts/pageviews_reference.py`
+//! (every output and the dead letters) on generated logs with out-of-order, late and malformed lines, in one and
+//! three partitions, with `-w 1/2/3`, a country database and a time zone; from files and from a real broker; and
+//! killed ten times with checkpoints.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::root;
+
+/// The logstalgia sample (Debian package, GPL-3), fetched by `scripts/install-test-services.sh`.
+fn sample() -> PathBuf {
+    let path = root().join("target/test-data/logstalgia/example.log");
+    assert!(path.exists(), "{} is missing: run scripts/install-test-services.sh (apt-get download logstalgia)", path.display());
+    path
+}
+
+/// The CC0 country databases (npm `@ip-location-db/geo-whois-asn-country-mmdb`), IPv4 and IPv6.
+fn geoip() -> [PathBuf; 2] {
+    let dir = root().join("target/npm/node_modules/@ip-location-db/geo-whois-asn-country-mmdb");
+    let files = [dir.join("geo-whois-asn-country-ipv4.mmdb"), dir.join("geo-whois-asn-country-ipv6.mmdb")];
+    for f in &files {
+        assert!(f.exists(), "{} is missing: run scripts/install-test-services.sh (npm install)", f.display());
+    }
+    files
+}
+
+fn script() -> Command {
+    let mut c = Command::new("python3");
+    c.arg(root().join("scripts/pageviews_reference.py"));
+    c
+}
+
+/// A generated log (`scripts/pageviews_reference.py generate`).
+fn generate(path: &Path, seed: u64, lines: u64, extra: &[&str]) {
+    let status = script().arg("generate").arg(path).args(["--seed", &seed.to_string(), "--lines", &lines.to_string()]).args(extra).status().unwrap();
+    assert!(status.success());
+}
+
+/// The reference outputs of `logs` (one partition each) in `out`, with `flags` (`--timezone`, `--geoip`).
+fn reference(out: &Path, logs: &[PathBuf], flags: &[String]) {
+    let output = script().arg("reference").arg(out).args(flags).args(logs).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Runs `taxiflow run pageviews ARGS` to completion; returns stdout.
+fn pageviews(args: &[String]) -> String {
+    let output = common::taxiflow().arg("run").arg("pageviews").args(args).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `(reason kind, source, line)` of every dead letter in `dir` (the kind: `malformed` or `late`).
+fn dead_letters(dir: &Path) -> BTreeSet<(String, String, u64)> {
+    common::read_jsonl(dir, "dead_letter")
+        .into_iter()
+        .map(|d| (d["reason"].as_str().unwrap().split(':').next().unwrap().to_string(), d["source"].as_str().unwrap().to_string(), d["line"].as_u64().unwrap()))
+        .collect()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every output file of `names` in `got` equals the reference's in `expected`, byte for byte.
+fn assert_outputs_equal(got: &Path, expected: &Path, names: &[&str], what: &str) {
+    for name in names {
+        let (g, e) = (read(&got.join(format!("{name}.jsonl"))), read(&expected.join(format!("{name}.jsonl"))));
+        assert!(!e.is_empty(), "{what}: the reference's {name} is empty");
+        if g != e {
+            let first = g.lines().zip(e.lines()).find(|(a, b)| a != b);
+            panic!("{what}: {name}.jsonl differs from the reference ({} vs {} lines); first difference: {first:?}", g.lines().count(), e.lines().count());
+        }
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// `window_end_ms,pv,uv` / `window_end_ms,path,pv,uv` CSV rows (the baseline's layout) of a JSON-lines output.
+fn as_baseline_rows(dir: &Path, name: &str) -> Vec<Vec<String>> {
+    common::read_jsonl(dir, name)
+        .into_iter()
+        .map(|d| {
+            let mut row = vec![d["window_end_ms"].to_string()];
+            if let Some(p) = d.get("path") {
+                row.push(p.as_str().unwrap().to_string());
+            }
+            row.push(d["pv"].to_string());
+            row.push(d["uv"].to_string());
+            row
+        })
+        .collect()
+}
+
+/// Rows of a CSV file written by Python's `csv` (minimal quoting), without the header.
+fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let text = read(path);
+    let mut rows = Vec::new();
+    for line in text.lines().skip(1) {
+        let mut fields = Vec::new();
+        let mut field = String::new();
+        let mut chars = line.chars().peekable();
+        let mut quoted = false;
+        while let Some(c) = chars.next() {
+            match (c, quoted) {
+                ('"', false) if field.is_empty() => quoted = true,
+                ('"', true) if chars.peek() == Some(&'"') => {
+                    field.push('"');
+                    chars.next();
+                }
+                ('"', true) => quoted = false,
+                (',', false) => fields.push(std::mem::take(&mut field)),
+                (c, _) => field.push(c),
+            }
+        }
+        fields.push(field);
+        rows.push(fields);
+    }
+    rows
+}
+
+#[test]
+fn the_logstalgia_sample_equals_the_flink_baseline_and_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = sample();
+    let expected = dir.path().join("expected");
+    reference(&expected, std::slice::from_ref(&sample), &[]);
+    // The Flink baseline's own re-computation (byte-identical to the Flink 2.3 job on this sample).
+    let baseline = root().join("../shared/baselines/flink-pageviews/reference.py");
+    let flink = dir.path().join("flink");
+    if baseline.exists() {
+        let status = Command::new("python3").arg(&baseline).arg(&sample).arg(&flink).status().unwrap();
+        assert!(status.success());
+    }
+    for workers in ["1", "2", "3"] {
+        let out = dir.path().join(format!("w{workers}"));
+        let stdout = pageviews(&strings(&["-w", workers, "--input", sample.to_str().unwrap(), "--sink", &format!("file://{}", out.display())]));
+        assert_eq!(common::summary_value(&stdout, "late"), 0, "{stdout}");
+        assert_outputs_equal(&out, &expected, &["total", "by_path", "today"], &format!("-w {workers}"));
+        if baseline.exists() {
+            assert_eq!(as_baseline_rows(&out, "total"), csv_rows(&flink.join("total.csv")), "-w {workers}: total equals the Flink baseline");
+            assert_eq!(as_baseline_rows(&out, "by_path"), csv_rows(&flink.join("by-path.csv")), "-w {workers}: by path equals the Flink baseline");
+        }
+    }
+    let total = common::read_jsonl(&dir.path().join("w1"), "total");
+    assert_eq!(total.len(), 5, "the sample has 5 windows");
+    assert_eq!(total.iter().map(|d| d["pv"].as_u64().unwrap()).sum::<u64>(), 3260, "every line is a page view");
+}
+
+#[test]
+fn generated_logs_in_one_and_three_partitions_equal_the_reference_with_countries_and_a_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three logs around midnight in New York (2024-04-22T04:00Z), two servers each, the second 7 or 9 s behind
+    // the first (late lines), with malformed lines; one gzip-compressed.
+    let midnight_ny = 1_713_758_400u64;
+    let logs = [dir.path().join("a.log"), dir.path().join("b.log"), dir.path().join("c.log")];
+    let start = (midnight_ny - 1800).to_string();
+    generate(&logs[0], 11, 12_000, &["--servers", "2", "--lag-s", "7", "--dirty", "--start", &start]);
+    generate(&logs[1], 12, 9_000, &["--servers", "2", "--lag-s", "9", "--start", &start, "--final-newline"]);
+    generate(&logs[2], 13, 6_000, &["--servers", "3", "--lag-s", "4", "--dirty", "--start", &start]);
+    let gz = dir.path().join("c.log.gz");
+    {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+        e.write_all(&std::fs::read(&logs[2]).unwrap()).unwrap();
+        e.finish().unwrap();
+    }
+    let [v4, v6] = geoip();
+    let mut flags = strings(&["--timezone", "America/New_York"]);
+    for f in [&v4, &v6] {
+        flags.extend(["--geoip".to_string(), f.display().to_string()]);
+    }
+    let names = ["total", "by_path", "by_country", "today"];
+    for (partitions, inputs) in [("one", vec![logs[0].clone()]), ("three", vec![logs[0].clone(), logs[1].clone(), gz.clone()])] {
+        let expected = dir.path().join(format!("expected-{partitions}"));
+        reference(&expected, &inputs, &flags);
+        let want_dead = dead_letters(&expected);
+        assert!(want_dead.iter().any(|d| d.0 == "late") && want_dead.iter().any(|d| d.0 == "malformed"), "the logs have late and malformed lines");
+        let today = common::read_jsonl(&expected, "today");
+        assert!(today.iter().map(|d| d["day"].as_str().unwrap()).collect::<BTreeSet<_>>().len() == 2, "the logs cross midnight in New York");
+        let countries = common::read_jsonl(&expected, "by_country");
+        assert!(countries.iter().any(|d| d["country"] == "--") && countries.iter().filter(|d| d["country"] != "--").count() > 100, "hosts of many countries and unknown ones");
+        for workers in ["1", "2", "3"] {
+            let out = dir.path().join(format!("{partitions}-w{workers}"));
+            let mut args = strings(&["-w", workers, "--sink", &format!("file://{}", out.display())]);
+            for input in &inputs {
+                args.extend(["--input".to_string(), input.display().to_string()]);
+            }
+            args.extend(flags.iter().cloned());
+            pageviews(&args);
+            let what = format!("{partitions} partition(s), -w {workers}");
+            assert_outputs_equal(&out, &expected, &names, &what);
+            assert_eq!(dead_letters(&out), want_dead, "{what}: the same lines are late and malformed");
+        }
+    }
+}
+
+/// Sends `lines` to `partition` of `topic`, a random 1–5 lines per message (a shipper's batch).
+fn produce_lines(brokers: &str, topic: &str, partition: i32, lines: &[&[u8]], seed: u64) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut i = 0;
+    while i < lines.len() {
+        let n = rng.usize(1..=5).min(lines.len() - i);
+        let mut payload = lines[i..i + n].join(&b'\n');
+        if rng.bool() {
+            payload.push(b'\n');
+        }
+        loop {
+            match producer.send(BaseRecord::<(), [u8]>::to(topic).partition(partition).payload(&payload)) {
+                Ok(()) => break,
+                Err((e, _)) => {
+                    assert!(matches!(e, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        i += n;
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+#[test]
+fn from_a_broker_with_several_lines_per_message_equals_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = [dir.path().join("p0.log"), dir.path().join("p1.log"), dir.path().join("p2.log")];
+    for (i, log) in logs.iter().enumerate() {
+        generate(log, 30 + i as u64, 4_000, &["--servers", "2", "--lag-s", "8", "--dirty"]);
+    }
+    let expected = dir.path().join("expected");
+    reference(&expected, &logs, &[]);
+    let port = common::free_port();
+    let _broker = common::kafka_broker::Broker::start(port, &dir.path().join("broker"));
+    let brokers = format!("127.0.0.1:{port}");
+    common::kafka_broker::create_topic(&brokers, "access", 3);
+    for (p, log) in logs.iter().enumerate() {
+        let data = std::fs::read(log).unwrap();
+        let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        produce_lines(&brokers, "access", p as i32, &lines, p as u64);
+    }
+    for workers in ["1", "3"] {
+        let out = dir.path().join(format!("w{workers}"));
+        pageviews(&strings(&["-w", workers, "--source", &format!("kafka://{brokers}/access"), "--stop-at", "latest", "--group", &format!("pv-{workers}"), "--sink", &format!("file://{}", out.display())]));
+        assert_outputs_equal(&out, &expected, &["total", "by_path", "today"], &format!("kafka, -w {workers}"));
+        // Dead letters name the partition and the line within the message: compare their kinds and counts.
+        let kinds = |d: &BTreeSet<(String, String, u64)>| d.iter().fold((0, 0), |(m, l), (k, _, _)| if k == "late" { (m, l + 1) } else { (m + 1, l) });
+        let got: Vec<_> = common::read_jsonl(&out, "dead_letter").into_iter().map(|d| d["reason"].as_str().unwrap().split(':').next().unwrap().to_string()).collect();
+        let want = kinds(&dead_letters(&expected));
+        assert_eq!((got.iter().filter(|k| *k != "late").count(), got.iter().filter(|k| *k == "late").count()), want, "kafka, -w {workers}: malformed and late lines");
+    }
+}
+
+#[test]
+fn killed_ten_times_with_checkpoints_equals_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three days of log (so that days close, and their state leaves the checkpoints, while the job is killed), in
+    // two partitions, read at 20,000 lines/s in the killed starts.
+    let logs = [dir.path().join("a.log"), dir.path().join("b.log")];
+    generate(&logs[0], 41, 60_000, &["--servers", "2", "--lag-s", "7", "--dirty", "--span", "259200", "--start", "1713700000"]);
+    generate(&logs[1], 42, 40_000, &["--servers", "1", "--span", "259200", "--start", "1713700000"]);
+    let expected = dir.path().join("expected");
+    reference(&expected, &logs, &[]);
+    let out = dir.path().join("out");
+    let checkpoints = dir.path().join("ck");
+    let log = dir.path().join("log");
+    let sink = format!("file://{}", out.display());
+    common::crash::crash_loop(
+        51,
+        Duration::from_millis(100),
+        &log,
+        |_| {},
+        |workers, last| {
+            let mut c = common::taxiflow();
+            c.args(["run", "pageviews", "-w", &workers.to_string(), "--sink", &sink]);
+            for l in &logs {
+                c.arg("--input").arg(l);
+            }
+            c.arg("--checkpoint-dir").arg(&checkpoints).args(["--checkpoint-interval", "100ms"]);
+            if !last {
+                c.args(["--source-rate-limit", "20000"]);
+            }
+            c
+        },
+    );
+    // Rows are written at their epoch's commit, so a window's rows of two workers may be apart: compare as sets,
+    // every row once.
+    for name in ["total", "by_path", "today"] {
+        let sorted = |d: &Path| {
+            let mut lines: Vec<String> = read(&d.join(format!("{name}.jsonl"))).lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(sorted(&out), sorted(&expected), "after ten kills: {name} holds every row of the reference once");
+    }
+    assert_eq!(common::read_jsonl(&expected, "today").iter().map(|d| d["day"].as_str().unwrap().to_string()).collect::<BTreeSet<_>>().len(), 4, "the log covers parts of four days");
+    assert_eq!(dead_letters(&out), dead_letters(&expected), "every dead letter once");
+}
