@@ -309,7 +309,7 @@ impl Job for PageviewsJob {
             rows = rows.concat(countries.map(move |agg| window_row(by_country, BY_COUNTRY, agg, true)));
             parts = parts.concat(country_parts);
         }
-        let (today_rows, today_parts) = today::today(records, w, self.calendar.clone(), today, recovery);
+        let (today_rows, today_parts) = today::today(records, w, self.calendar, today, recovery);
         JobStreams { rows: rows.concat(today_rows), checkpoint_parts: parts.concat(today_parts) }
     }
 }
