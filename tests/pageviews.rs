@@ -303,3 +303,184 @@ fn killed_ten_times_with_checkpoints_equals_an_uninterrupted_run() {
     assert_eq!(common::read_jsonl(&expected, "today").iter().map(|d| d["day"].as_str().unwrap().to_string()).collect::<BTreeSet<_>>().len(), 4, "the log covers parts of four days");
     assert_eq!(dead_letters(&out), dead_letters(&expected), "every dead letter once");
 }
+
+/// A Redis server started by `scripts/redis.sh`, killed when dropped.
+struct RedisServer {
+    child: Option<std::process::Child>,
+    port: u16,
+    dir: PathBuf,
+    aof: bool,
+}
+
+impl RedisServer {
+    fn start(port: u16, dir: &Path, aof: bool) -> RedisServer {
+        let mut server = RedisServer { child: None, port, dir: dir.to_path_buf(), aof };
+        server.restart();
+        server
+    }
+
+    fn restart(&mut self) {
+        let mut c = Command::new(root().join("scripts/redis.sh"));
+        c.arg(self.port.to_string()).arg(&self.dir).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        if self.aof {
+            c.arg("aof");
+        }
+        self.child = Some(c.spawn().expect("scripts/redis.sh starts"));
+        common::wait_listening(self.port, "redis-server (apt-get install redis-server)");
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signals our own child process.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            child.wait().unwrap();
+        }
+    }
+
+    fn connection(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).unwrap().get_connection().unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What Redis holds under prefix `p`, in the file sink's layout (`total`, `by_path`, and the last `today` row of each
+/// day), to compare with the reference's files.
+fn redis_content(con: &mut redis::Connection, p: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+    use redis::Commands;
+    let ends: Vec<i64> = con.zrangebyscore(format!("{p}:windows"), "-inf", "+inf").unwrap();
+    let (mut total, mut by_path) = (Vec::new(), Vec::new());
+    for end in ends {
+        let win: std::collections::HashMap<String, i64> = con.hgetall(format!("{p}:win:{end}")).unwrap();
+        total.push(format!("{{\"window_end_ms\":{end},\"pv\":{},\"uv\":{}}}", win["pv"], win["uv"]));
+        let scores: Vec<(String, i64)> = con.zrange_withscores(format!("{p}:win:{end}:path"), 0, -1).unwrap();
+        let uvs: std::collections::HashMap<String, i64> = con.hgetall(format!("{p}:win:{end}:path_uv")).unwrap();
+        let mut paths: Vec<(String, i64)> = scores;
+        paths.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        for (path, pv) in paths {
+            by_path.push(format!("{{\"window_end_ms\":{end},\"path\":{},\"pv\":{pv},\"uv\":{}}}", serde_json::to_string(&path).unwrap(), uvs[&path]));
+        }
+    }
+    let mut days: Vec<String> = con.keys(format!("{p}:day:*")).unwrap();
+    days.sort();
+    let today = days
+        .iter()
+        .map(|key| {
+            let h: std::collections::HashMap<String, i64> = con.hgetall(key).unwrap();
+            format!("{{\"day\":\"{}\",\"window_end_ms\":{},\"pv\":{},\"uv\":{}}}", key.rsplit(':').next().unwrap(), h["window_end_ms"], h["pv"], h["uv"])
+        })
+        .collect();
+    (total, by_path, today)
+}
+
+/// The reference's `total` and `by_path` lines, and the last `today` line of each day.
+fn reference_content(expected: &Path) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let lines = |name: &str| read(&expected.join(format!("{name}.jsonl"))).lines().map(str::to_string).collect::<Vec<_>>();
+    let mut last: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for l in lines("today") {
+        let day: serde_json::Value = serde_json::from_str(&l).unwrap();
+        last.insert(day["day"].as_str().unwrap().to_string(), l);
+    }
+    (lines("total"), lines("by_path"), last.into_values().collect())
+}
+
+#[test]
+fn into_redis_every_window_in_one_transaction_with_ttls_and_updates_published() {
+    use redis::Commands;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    generate(&log, 61, 8_000, &["--servers", "2", "--lag-s", "7", "--dirty", "--start", "1713700000", "--span", "172800"]);
+    let expected = dir.path().join("expected");
+    reference(&expected, std::slice::from_ref(&log), &[]);
+    let server = RedisServer::start(common::free_port(), &dir.path().join("redis"), false);
+    let url = format!("redis://127.0.0.1:{}/3", server.port);
+    // A live page's subscription: one message per window, its end.
+    let mut subscriber = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    let mut pubsub = subscriber.as_pubsub();
+    pubsub.subscribe("site:updates").unwrap();
+    pageviews(&strings(&["-w", "2", "--input", log.to_str().unwrap(), "--sink", &url, "--redis-prefix", "site"]));
+    let want = reference_content(&expected);
+    let mut con = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    assert_same_content(&redis_content(&mut con, "site"), &want, "Redis holds the reference's windows, paths and days");
+    let ends: Vec<i64> = con.zrangebyscore("site:windows", "-inf", "+inf").unwrap();
+    pubsub.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut published = Vec::new();
+    while published.len() < ends.len() {
+        published.push(pubsub.get_message().expect("an update per window").get_payload::<i64>().unwrap());
+    }
+    assert!(published == ends, "an update per window, in order of their ends");
+    let week = 7 * 86_400;
+    for key in [format!("site:win:{}", ends[0]), format!("site:win:{}:path", ends[0]), format!("site:win:{}:path_uv", ends[0]), "site:windows".to_string(), "site:day:2024-04-22".to_string()] {
+        let ttl: i64 = con.ttl(&key).unwrap();
+        assert!(ttl > week - 600 && ttl <= week, "{key} expires after --redis-ttl (7 days), got {ttl} s");
+    }
+    let dead: usize = redis::cmd("XLEN").arg("site:dead_letter").query(&mut con).unwrap();
+    assert_eq!(dead, dead_letters(&expected).len(), "every dead letter is in the stream");
+    // A second run over the same log writes the same values (absolute, idempotent).
+    pageviews(&strings(&["--input", log.to_str().unwrap(), "--sink", &url, "--redis-prefix", "site"]));
+    assert_same_content(&redis_content(&mut con, "site"), &want, "after a second run");
+    // With a TTL of a day, the index keeps the windows of the last day of event time (the log spans two).
+    pageviews(&strings(&["--input", log.to_str().unwrap(), "--sink", &url, "--redis-prefix", "short", "--redis-ttl", "1day"]));
+    let short: Vec<i64> = con.zrangebyscore("short:windows", "-inf", "+inf").unwrap();
+    let newest = *ends.last().unwrap();
+    let kept: Vec<i64> = ends.iter().copied().filter(|&e| e >= newest - 86_400_000).collect();
+    assert!(short == kept && kept.len() < ends.len(), "the index drops the ends older than its newest − ttl ({} of {} kept)", short.len(), ends.len());
+    let ttl: i64 = con.ttl("short:windows").unwrap();
+    assert!(ttl > 86_000 && ttl <= 86_400, "got {ttl}");
+}
+
+/// The two contents are equal; on a difference, names the first one (not the whole content).
+fn assert_same_content(got: &(Vec<String>, Vec<String>, Vec<String>), want: &(Vec<String>, Vec<String>, Vec<String>), what: &str) {
+    for (name, g, w) in [("total", &got.0, &want.0), ("by_path", &got.1, &want.1), ("today", &got.2, &want.2)] {
+        assert!(!w.is_empty(), "{what}: the reference has no {name}");
+        if g != w {
+            let first = g.iter().zip(w.iter()).find(|(a, b)| a != b);
+            panic!("{what}: {name} differs ({} vs {} rows); first difference (got, want): {first:?}", g.len(), w.len());
+        }
+    }
+}
+
+#[test]
+fn redis_stopped_and_restarted_during_a_run_loses_nothing() {
+    use redis::Commands;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    generate(&log, 71, 20_000, &["--servers", "2", "--lag-s", "7", "--start", "1713700000", "--span", "86400"]);
+    let expected = dir.path().join("expected");
+    reference(&expected, std::slice::from_ref(&log), &[]);
+    let mut server = RedisServer::start(common::free_port(), &dir.path().join("redis"), true);
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let stderr = dir.path().join("log");
+    let child = common::taxiflow()
+        .env("RUST_LOG", "info")
+        .args(["run", "pageviews", "--input", log.to_str().unwrap(), "--sink", &url, "--source-rate-limit", "4000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = common::KillOnDrop(child);
+    // Some windows are written, then the server goes away until the job has failed to write and retried.
+    let mut con = server.connection();
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while con.zcard::<_, usize>("pageviews:windows").unwrap() < 10 {
+        assert!(child.0.try_wait().unwrap().is_none(), "the job ended before Redis was stopped");
+        assert!(std::time::Instant::now() < deadline, "no windows written: {}", common::crash::tail(&stderr));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop();
+    common::wait_for_log(&stderr, "redis write failed; reconnecting", 2, &mut child.0);
+    server.restart();
+    common::wait_for_log(&stderr, "redis writes went through after retries", 1, &mut child.0);
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{}", common::crash::tail(&stderr));
+    let mut con = server.connection();
+    assert_same_content(&redis_content(&mut con, "pageviews"), &reference_content(&expected), "nothing lost while Redis was down");
+}

@@ -26,6 +26,7 @@ pub mod kafka;
 pub mod kinesis;
 pub mod part_files;
 pub mod postgres;
+pub mod redis;
 pub mod s3;
 pub mod stdout;
 
@@ -211,6 +212,8 @@ pub enum FlagGroup {
     Elasticsearch,
     /// [`part_files::PartFileArgs`].
     PartFiles,
+    /// [`redis::RedisArgs`].
+    Redis,
 }
 
 /// The clap ids of the flags of an `Args` struct.
@@ -220,7 +223,7 @@ pub fn flag_ids<A: clap::Args>() -> Vec<String> {
 
 impl FlagGroup {
     /// Every group.
-    pub const ALL: [FlagGroup; 9] = [
+    pub const ALL: [FlagGroup; 10] = [
         FlagGroup::FileSource,
         FlagGroup::Stream,
         FlagGroup::Kafka,
@@ -230,6 +233,7 @@ impl FlagGroup {
         FlagGroup::Aws,
         FlagGroup::Elasticsearch,
         FlagGroup::PartFiles,
+        FlagGroup::Redis,
     ];
 
     /// The clap ids of the group's flags.
@@ -244,6 +248,7 @@ impl FlagGroup {
             FlagGroup::Aws => flag_ids::<crate::aws::AwsArgs>(),
             FlagGroup::Elasticsearch => flag_ids::<elasticsearch::args::EsArgs>(),
             FlagGroup::PartFiles => flag_ids::<part_files::PartFileArgs>(),
+            FlagGroup::Redis => flag_ids::<redis::RedisArgs>(),
         }
     }
 }
@@ -274,6 +279,7 @@ pub const SINKS: &[ConnectorInfo] = &[
     ConnectorInfo { scheme: "kafka", name: "Kafka sink", flags: &[FlagGroup::Kafka, FlagGroup::KafkaSink] },
     ConnectorInfo { scheme: "es", name: "Elasticsearch sink", flags: &[FlagGroup::Elasticsearch, FlagGroup::Aws] },
     ConnectorInfo { scheme: "s3", name: "S3 sink", flags: &[FlagGroup::PartFiles, FlagGroup::Aws] },
+    ConnectorInfo { scheme: "redis", name: "Redis sink", flags: &[FlagGroup::Redis] },
 ];
 
 /// Flags of the sources that read streams (Kafka, Kinesis).
@@ -328,6 +334,9 @@ pub struct ConnectorArgs {
     /// Part-file sink flags.
     #[command(flatten, next_help_heading = "Part-file sinks (s3://, file:// of partitioned outputs)")]
     pub parts: part_files::PartFileArgs,
+    /// Redis sink flags.
+    #[command(flatten, next_help_heading = "Redis sink (redis://, rediss://)")]
+    pub redis: redis::RedisArgs,
 }
 
 /// Where records come from: `--input` files, or a `--source` URL.
@@ -388,13 +397,15 @@ pub fn sink_info(url: &str, outputs: &Outputs) -> anyhow::Result<&'static Connec
         "stdout"
     } else if url.starts_with("es+") {
         "es"
+    } else if url.starts_with("rediss://") {
+        "redis"
     } else if url.starts_with("file://") && part_files::partitioned(outputs) {
         "file+parts"
     } else {
         url.split_once("://").map_or("", |(s, _)| s)
     };
     SINKS.iter().find(|c| c.scheme == scheme).ok_or_else(|| {
-        anyhow::anyhow!("--sink {url:?}: unsupported sink; expected file://DIR, stdout, kafka://BROKER/TOPIC, es+https://HOST[:PORT] or s3://BUCKET/PREFIX")
+        anyhow::anyhow!("--sink {url:?}: unsupported sink; expected file://DIR, stdout, kafka://BROKER/TOPIC, es+https://HOST[:PORT], s3://BUCKET/PREFIX or redis://HOST:PORT")
     })
 }
 
@@ -410,6 +421,7 @@ pub fn sink(url: &str, outputs: &Outputs, args: &ConnectorArgs) -> anyhow::Resul
         "kafka" => Box::new(kafka::sink::KafkaSinkConnector::from_args(url, &args.kafka, &args.kafka_sink)?),
         "es" => Box::new(elasticsearch::EsSinkConnector::from_args(url, &args.es, args.aws.region.as_deref())?),
         "s3" => Box::new(part_files::PartFileSink::s3(url, &args.parts, &args.aws)?),
+        "redis" => Box::new(redis::RedisSinkConnector::from_args(url, &args.redis)?),
         other => bail!("--sink {url:?}: {other} is not a sink"),
     })
 }
