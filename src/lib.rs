@@ -24,5 +24,6 @@ pub mod jobs;
 pub mod replay;
 pub mod retry;
 pub mod runtime;
+pub mod ship;
 
 pub use taxiflow_dataflows as dataflows;

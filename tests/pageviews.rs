@@ -484,3 +484,175 @@ fn redis_stopped_and_restarted_during_a_run_loses_nothing() {
     let mut con = server.connection();
     assert_same_content(&redis_content(&mut con, "pageviews"), &reference_content(&expected), "nothing lost while Redis was down");
 }
+
+/// Every value of `topic`, waiting until there are at least `count` (60 s at most: a stuck shipper, not a slow one).
+fn wait_for_messages(brokers: &str, topic: &str, count: usize, shipper: &mut std::process::Child, log: &Path) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let values = common::kafka_broker::read_committed(brokers, topic);
+        if values.len() >= count {
+            return values;
+        }
+        assert!(shipper.try_wait().unwrap().is_none(), "the shipper ended: {}", common::crash::tail(log));
+        assert!(std::time::Instant::now() < deadline, "{} of {count} lines in the topic after 60 s: {}", values.len(), common::crash::tail(log));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn numbered(prefix: &str, range: std::ops::Range<usize>) -> String {
+    range.map(|i| format!("{prefix}-{i}\n")).collect()
+}
+
+fn ship_command(glob: &str, brokers: &str, topic: &str, positions: &Path, extra: &[&str]) -> Command {
+    let mut c = common::taxiflow();
+    c.env("RUST_LOG", "info").args(["ship", "--from", glob, "--to", &format!("kafka://{brokers}/{topic}"), "--poll-interval", "20ms", "--write-pos-interval", "100ms"]);
+    c.arg("--position-file").arg(positions).args(extra);
+    c
+}
+
+#[test]
+fn the_shipper_follows_appends_rotation_truncation_and_new_files_and_sends_every_line_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let port = common::free_port();
+    let _broker = common::kafka_broker::Broker::start(port, &dir.path().join("broker"));
+    let brokers = format!("127.0.0.1:{port}");
+    common::kafka_broker::create_topic(&brokers, "lines", 2);
+    let (a, b, c) = (logs.join("a.log"), logs.join("b.log"), logs.join("c.log"));
+    // 100 lines and the start of a partial one.
+    append(&a, &numbered("a", 0..100));
+    append(&a, "a-parti");
+    append(&b, &numbered("b", 0..20));
+    let log = dir.path().join("ship.log");
+    let glob = format!("{}/*.log", logs.display());
+    let positions = dir.path().join("positions.json");
+    let child = ship_command(&glob, &brokers, "lines", &positions, &[]).stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+    let mut shipper = common::KillOnDrop(child);
+    wait_for_messages(&brokers, "lines", 120, &mut shipper.0, &log);
+    // The partial line is completed, more lines come; then a.log is renamed away (not matched any more) and a new
+    // a.log starts.
+    append(&a, "al\n");
+    append(&a, &numbered("a", 100..150));
+    std::fs::rename(&a, logs.join("a.log.1")).unwrap();
+    append(&a, &numbered("a2", 0..30));
+    wait_for_messages(&brokers, "lines", 120 + 1 + 50 + 30, &mut shipper.0, &log);
+    // b.log is truncated and rewritten shorter (copytruncate); c.log is new.
+    std::fs::write(&b, numbered("b2", 0..10)).unwrap();
+    append(&c, &numbered("c", 0..7));
+    append(&c, "c-last-without-newline");
+    let values = wait_for_messages(&brokers, "lines", 201 + 10 + 7, &mut shipper.0, &log);
+    // SIGTERM: positions written, exit 0.
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(shipper.0.id() as libc::pid_t, libc::SIGTERM) };
+    let status = shipper.0.wait().unwrap();
+    assert!(status.success(), "{}", common::crash::tail(&log));
+    let mut expected: Vec<String> = Vec::new();
+    expected.extend(numbered("a", 0..100).lines().map(str::to_string));
+    expected.push("a-partial".to_string());
+    expected.extend(numbered("a", 100..150).lines().map(str::to_string));
+    expected.extend(numbered("a2", 0..30).lines().map(str::to_string));
+    expected.extend(numbered("b", 0..20).lines().map(str::to_string));
+    expected.extend(numbered("b2", 0..10).lines().map(str::to_string));
+    expected.extend(numbered("c", 0..7).lines().map(str::to_string));
+    let (mut got, mut want) = (values, expected);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "every complete line once, the partial one only when complete");
+    let text = read(&log);
+    assert!(text.contains("file truncated") && text.contains("rotated away and shipped"), "{}", common::crash::tail(&log));
+    let recorded: serde_json::Value = serde_json::from_str(&read(&positions)).unwrap();
+    let c_len = std::fs::metadata(&c).unwrap().len() - "c-last-without-newline".len() as u64;
+    assert!(recorded.as_array().unwrap().iter().any(|p| p["path"].as_str().unwrap().ends_with("c.log") && p["offset"] == c_len), "c.log's position is after its last complete line: {recorded}");
+}
+
+#[test]
+fn the_shipper_killed_ten_times_while_a_log_grows_loses_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let port = common::free_port();
+    let _broker = common::kafka_broker::Broker::start(port, &dir.path().join("broker"));
+    let brokers = format!("127.0.0.1:{port}");
+    common::kafka_broker::create_topic(&brokers, "lines", 1);
+    let glob = format!("{}/access.log", logs.display());
+    let positions = dir.path().join("positions.json");
+    let path = logs.join("access.log");
+    // The writer: 30,000 lines, a burst of 100 every few ms, the file rotated by rename every 10,000 lines.
+    let total = 30_000usize;
+    let writer = {
+        let (path, logs) = (path.clone(), logs.clone());
+        std::thread::spawn(move || {
+            for burst in 0..total / 100 {
+                if burst > 0 && burst % 100 == 0 {
+                    std::fs::rename(&path, logs.join(format!("access.log.{}", burst / 100))).unwrap();
+                }
+                append(&path, &numbered("line", burst * 100..burst * 100 + 100));
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        })
+    };
+    let mut rng = fastrand::Rng::with_seed(81);
+    let log = dir.path().join("ship.log");
+    for kill in 0..10 {
+        let from = std::fs::read_to_string(&log).unwrap_or_default().len();
+        let child = ship_command(&glob, &brokers, "lines", &positions, &[]).stdout(std::process::Stdio::null()).stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap()).spawn().unwrap();
+        let mut shipper = common::KillOnDrop(child);
+        let writes = rng.usize(1..=3);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::fs::read_to_string(&log).unwrap_or_default()[from..].matches("positions written").count() < writes {
+            assert!(shipper.0.try_wait().unwrap().is_none(), "start {kill} ended: {}", common::crash::tail(&log));
+            assert!(std::time::Instant::now() < deadline, "start {kill} wrote no positions: {}", common::crash::tail(&log));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(rng.u64(0..100)));
+        shipper.0.kill().unwrap();
+        shipper.0.wait().unwrap();
+    }
+    writer.join().unwrap();
+    // The last start ships what is left and stops. Lines of the rotated files that were dropped while killed are
+    // in files the glob no longer matches: the rotated files are followed by their inode only while the shipper
+    // runs, so the last start also looks at them.
+    let all = format!("{}/access.log*", logs.display());
+    let output = ship_command(&all, &brokers, "lines", &positions, &["--exit-when-done"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let values = common::kafka_broker::read_committed(&brokers, "lines");
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for v in &values {
+        *counts.entry(v.as_str()).or_default() += 1;
+    }
+    let missing: Vec<String> = (0..total).map(|i| format!("line-{i}")).filter(|l| !counts.contains_key(l.as_str())).collect();
+    assert!(missing.is_empty(), "{} lines lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert_eq!(counts.len(), total, "nothing but the written lines");
+    let duplicates = values.len() - total;
+    println!("the shipper killed 10 times: {total} lines, {duplicates} sent twice (kills between an acknowledgement and a position write)");
+}
+
+#[test]
+fn shipped_into_kafka_then_into_redis_the_sample_equals_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::copy(sample(), logs.join("access.log")).unwrap();
+    let expected = dir.path().join("expected");
+    reference(&expected, &[logs.join("access.log")], &[]);
+    let port = common::free_port();
+    let _broker = common::kafka_broker::Broker::start(port, &dir.path().join("broker"));
+    let brokers = format!("127.0.0.1:{port}");
+    common::kafka_broker::create_topic(&brokers, "access", 1);
+    let glob = format!("{}/*.log", logs.display());
+    let output = ship_command(&glob, &brokers, "access", &dir.path().join("positions.json"), &["--exit-when-done"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("shipped 3260 lines"));
+    let server = RedisServer::start(common::free_port(), &dir.path().join("redis"), false);
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    pageviews(&strings(&["--source", &format!("kafka://{brokers}/access"), "--stop-at", "latest", "--sink", &url]));
+    let mut con = server.connection();
+    assert_same_content(&redis_content(&mut con, "pageviews"), &reference_content(&expected), "ship → Kafka → pageviews → Redis");
+}

@@ -1,9 +1,10 @@
-//! The `taxiflow` command line (clap): `run [JOB]`, `jobs`, `replay`, `generate JOB`.
+//! The `taxiflow` command line (clap): `run [JOB]`, `jobs`, `replay`, `generate JOB`, `ship`.
 
 pub mod generate;
 pub mod jobs;
 pub mod replay;
 pub mod run;
+pub mod ship;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ pub enum Command {
     Replay(Box<replay::ReplayArgs>),
     /// Generate a job's input events into Kinesis, Kafka or a file (e.g. the ticker blog's producer).
     Generate(Box<generate::GenerateArgs>),
+    /// Follow log files and send each line to Kafka, with acknowledged positions (Flume's TAILDIR source and
+    /// Kafka sink, docs/jobs/pageviews.md §6).
+    Ship(Box<ship::ShipArgs>),
 }
 
 /// Parses `args` (the program name first) and runs the command.
@@ -49,6 +53,7 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> anyh
         }
         Command::Replay(args) => replay::replay(&args),
         Command::Generate(args) => generate::generate(&args),
+        Command::Ship(args) => ship::ship(&args),
     }
 }
 
