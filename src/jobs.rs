@@ -126,7 +126,12 @@ pub const JOBS: &[JobEntry] = &[
         flags: &[JobFlags::Window, JobFlags::Pageviews],
         bundled_inputs: false,
         outputs: || PageviewsJob::new(&WindowArgs::default(), None, None).expect("the default settings are valid").outputs(),
-        run: |args, invocation| run_job(pageviews_job(&args.pageviews, &args.window)?, invocation),
+        run: |args, invocation| {
+            let mut job = pageviews_job(&args.pageviews, &args.window)?;
+            // The Redis sink keeps a HyperLogLog of each day's visitors beside the exact count (pageviews spec §4).
+            job.day_visitors = crate::connectors::sink_info(invocation.sink, &taxiflow_dataflows::output::Outputs::of_job(job.outputs()))?.scheme == "redis";
+            run_job(job, invocation)
+        },
     },
 ];
 

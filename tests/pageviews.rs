@@ -370,6 +370,7 @@ fn redis_content(con: &mut redis::Connection, p: &str) -> (Vec<String>, Vec<Stri
         }
     }
     let mut days: Vec<String> = con.keys(format!("{p}:day:*")).unwrap();
+    days.retain(|k| !k.ends_with(":hll"));
     days.sort();
     let today = days
         .iter()
@@ -421,6 +422,13 @@ fn into_redis_every_window_in_one_transaction_with_ttls_and_updates_published() 
     for key in [format!("site:win:{}", ends[0]), format!("site:win:{}:path", ends[0]), format!("site:win:{}:path_uv", ends[0]), "site:windows".to_string(), "site:day:2024-04-22".to_string()] {
         let ttl: i64 = con.ttl(&key).unwrap();
         assert!(ttl > week - 600 && ttl <= week, "{key} expires after --redis-ttl (7 days), got {ttl} s");
+    }
+    // The HyperLogLog of each day is within 2% of the exact UV.
+    for day in &want.2 {
+        let day: serde_json::Value = serde_json::from_str(day).unwrap();
+        let exact = day["uv"].as_f64().unwrap();
+        let approx: f64 = redis::cmd("PFCOUNT").arg(format!("site:day:{}:hll", day["day"].as_str().unwrap())).query(&mut con).unwrap();
+        assert!((approx - exact).abs() <= exact * 0.02, "{day}: PFCOUNT {approx} vs exact {exact}");
     }
     let dead: usize = redis::cmd("XLEN").arg("site:dead_letter").query(&mut con).unwrap();
     assert_eq!(dead, dead_letters(&expected).len(), "every dead letter is in the stream");

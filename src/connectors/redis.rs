@@ -7,6 +7,7 @@
 //! | `window_end_ms, pv, uv` (`total`) | hash `P:win:{end}` with `pv`, `uv`; `P:windows`, a sorted set of window ends |
 //! | `window_end_ms, K, pv, uv` (`by_path`: K = `path`) | sorted set `P:win:{end}:K` (member → pv), hash `P:win:{end}:K_uv` (member → uv) |
 //! | `day, window_end_ms, pv, uv` (`today`) | hash `P:day:{day}` with `pv`, `uv`, `window_end_ms` |
+//! | `day, window_end_ms, host` (`day_visitors`) | HyperLogLog `P:day:{day}:hll`: `PFADD` of the day's visitors (`PFCOUNT` ≈ uv) |
 //! | dead letters | stream `P:dead_letter` (field `json`, the dead letter as the file sink writes it), capped at ~100,000 |
 //!
 //! Every window's writes go in one `MULTI`/`EXEC`, windows in order of their end, then `PUBLISH P:updates {end}`
@@ -94,6 +95,8 @@ enum Layout {
     Keyed(&'static str),
     /// `day, window_end_ms, pv, uv`.
     Day,
+    /// `day, window_end_ms, host`.
+    Visitors,
     /// The dead letters.
     DeadLetter(OutputSchema),
 }
@@ -105,6 +108,7 @@ fn layout(schema: &OutputSchema) -> anyhow::Result<Layout> {
         ["window_end_ms", "pv", "uv"] => Layout::Window,
         ["window_end_ms", key, "pv", "uv"] => Layout::Keyed(key),
         ["day", "window_end_ms", "pv", "uv"] => Layout::Day,
+        ["day", "window_end_ms", "host"] => Layout::Visitors,
         _ => bail!("--sink redis://: the Redis sink writes window outputs (window_end_ms[, key], pv, uv; or day, window_end_ms, pv, uv: the pageviews job); output {} has the fields {names:?}", schema.name),
     })
 }
@@ -180,6 +184,11 @@ impl RedisSink {
                 Layout::Day => {
                     let key = format!("{p}:day:{}", text(row.value(0)));
                     pipe.cmd("HSET").arg(&key).arg("pv").arg(int(row.value(2))).arg("uv").arg(int(row.value(3))).arg("window_end_ms").arg(int(row.value(1))).ignore();
+                    keys.push(key);
+                }
+                Layout::Visitors => {
+                    let key = format!("{p}:day:{}:hll", text(row.value(0)));
+                    pipe.cmd("PFADD").arg(&key).arg(text(row.value(2))).ignore();
                     keys.push(key);
                 }
                 Layout::DeadLetter(_) => unreachable!("dead letters are not window rows"),

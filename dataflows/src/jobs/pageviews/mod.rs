@@ -154,6 +154,8 @@ pub const BY_PATH: &str = "by_path";
 pub const BY_COUNTRY: &str = "by_country";
 /// Output 4: today so far.
 pub const TODAY: &str = "today";
+/// Output 5 (with [`PageviewsJob::day_visitors`]): each visitor of a day once, for a HyperLogLog.
+pub const DAY_VISITORS: &str = "day_visitors";
 
 /// The flags of the page-view job.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -179,6 +181,8 @@ pub struct PageviewsJob {
     pub calendar: DayCalendar,
     /// `--geoip`: output 3 is produced only with it.
     pub geoip: Option<Arc<dyn CountryLookup>>,
+    /// Emit [`DAY_VISITORS`] (for the Redis sink's `PFADD` into the day's HyperLogLog, pageviews spec §4).
+    pub day_visitors: bool,
 }
 
 impl PageviewsJob {
@@ -191,7 +195,7 @@ impl PageviewsJob {
             None => DayCalendar::utc(),
             Some(name) => DayCalendar::of(name).map_err(|e| format!("--timezone: {e}"))?,
         };
-        Ok(PageviewsJob { window: window.window()?.unwrap_or(TumblingWindow::new(60_000)), watermark_delay_ms: window.bound_ms()?.unwrap_or(5_000), calendar, geoip })
+        Ok(PageviewsJob { window: window.window()?.unwrap_or(TumblingWindow::new(60_000)), watermark_delay_ms: window.bound_ms()?.unwrap_or(5_000), calendar, geoip, day_visitors: false })
     }
 
     /// The output index of each output (`by_country` only with `--geoip`).
@@ -257,7 +261,7 @@ impl Job for PageviewsJob {
     }
 
     fn identity(&self) -> String {
-        format!("pageviews window={:?} delay={} timezone={} geoip={:?}", self.window, self.watermark_delay_ms, self.calendar.name(), self.geoip)
+        format!("pageviews window={:?} delay={} timezone={} geoip={:?} day_visitors={}", self.window, self.watermark_delay_ms, self.calendar.name(), self.geoip, self.day_visitors)
     }
 
     fn watermarks(&self) -> WatermarkStrategy {
@@ -289,6 +293,13 @@ impl Job for PageviewsJob {
             "PV and exact UV of the day (--timezone) up to each window end, emitted with each total window",
             vec![Field::required("day", FieldType::Keyword), Field::required("window_end_ms", FieldType::EpochMillis), Field::required("pv", FieldType::Long), Field::required("uv", FieldType::Long)],
         ));
+        if self.day_visitors {
+            outputs.push(schema(
+                DAY_VISITORS,
+                "each visitor of a day once, at the end of its first window of the day (for the Redis sink's HyperLogLog)",
+                vec![Field::required("day", FieldType::Keyword), Field::required("window_end_ms", FieldType::EpochMillis), Field::required("host", FieldType::Keyword)],
+            ));
+        }
         outputs
     }
 
@@ -309,7 +320,8 @@ impl Job for PageviewsJob {
             rows = rows.concat(countries.map(move |agg| window_row(by_country, BY_COUNTRY, agg, true)));
             parts = parts.concat(country_parts);
         }
-        let (today_rows, today_parts) = today::today(records, w, self.calendar, today, recovery);
+        let visitors = self.day_visitors.then(|| self.index(DAY_VISITORS));
+        let (today_rows, today_parts) = today::today(records, w, self.calendar, today, visitors, recovery);
         JobStreams { rows: rows.concat(today_rows), checkpoint_parts: parts.concat(today_parts) }
     }
 }

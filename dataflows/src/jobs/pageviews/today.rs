@@ -170,14 +170,17 @@ pub struct DayState {
 }
 
 /// Output 4's rows (output index `output`) and the checkpoint parts of its operators (see the module docs).
-pub fn today<'s>(records: StreamVec<'s, Time, PageView>, window: TumblingWindow, calendar: DayCalendar, output: u16, recovery: &Recovery) -> (StreamVec<'s, Time, Row>, StreamVec<'s, Time, CheckpointPart>) {
+///
+/// With `new_visitors_output`, also the rows of that output: each visitor of a day once, at the end of its first window
+/// of the day (`day`, `window_end_ms`, `host`), for a sink's HyperLogLog of the day (the Redis sink's `PFADD`).
+pub fn today<'s>(records: StreamVec<'s, Time, PageView>, window: TumblingWindow, calendar: DayCalendar, output: u16, new_visitors_output: Option<u16>, recovery: &Recovery) -> (StreamVec<'s, Time, Row>, StreamVec<'s, Time, CheckpointPart>) {
     let (per_window, window_parts) = windowed_aggregate::<_, (Day, CompactString), Count, _>(records, window, VISITORS_OPERATOR, recovery, move |r: PageView| Some(((calendar.day_of(r.event_time), r.host), ())));
-    let (visitors, views, ends, day_parts) = day_state(per_window, calendar, recovery);
+    let (visitors, views, ends, new_visitors, day_parts) = day_state(per_window, calendar, new_visitors_output, recovery);
     let uv = visitors.as_collection().distinct().map(|(day, _host)| day).count();
     let pv = views.as_collection().count();
     let rows = rows(ends, uv.inner, pv.inner, window, calendar, output);
     use timely::dataflow::operators::Concat;
-    (rows, window_parts.concat(day_parts))
+    (rows.concat(new_visitors), window_parts.concat(day_parts))
 }
 
 /// Step 2 of the module docs: the collections' updates, the window ends seen (at their window's time), and parts.
@@ -185,8 +188,9 @@ pub fn today<'s>(records: StreamVec<'s, Time, PageView>, window: TumblingWindow,
 fn day_state<'s>(
     per_window: StreamVec<'s, Time, Aggregated<(Day, CompactString), Count>>,
     calendar: DayCalendar,
+    new_visitors_output: Option<u16>,
     recovery: &Recovery,
-) -> (StreamVec<'s, Time, VisitorUpdate>, StreamVec<'s, Time, ViewUpdate>, StreamVec<'s, Time, u64>, StreamVec<'s, Time, CheckpointPart>) {
+) -> (StreamVec<'s, Time, VisitorUpdate>, StreamVec<'s, Time, ViewUpdate>, StreamVec<'s, Time, u64>, StreamVec<'s, Time, Row>, StreamVec<'s, Time, CheckpointPart>) {
     let scope = per_window.scope();
     let (index, peers) = (scope.index() as u64, scope.peers() as u64);
     let mine = move |day: Day| key_hash(&day) % peers == index;
@@ -214,8 +218,12 @@ fn day_state<'s>(
     let mut visitors_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<VisitorUpdate>>>::from(visitors_output);
     let mut parts_output = PartsOutput::from(parts_output);
     let mut views_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<ViewUpdate>>>::from(views_output);
+    let (new_output, new_visitors) = builder.new_output::<Vec<Row>>();
     let mut ends_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<u64>>>::from(ends_output);
+    let mut new_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Row>>>::from(new_output);
     builder.build(move |mut capabilities| {
+        // New visitors are sent only at the capability of the window they come with.
+        drop(capabilities.pop());
         let mut ends_cap = capabilities.pop();
         let mut views_cap = capabilities.pop();
         let mut caps = EpochCaps::new(capabilities, start_epoch, checkpointing);
@@ -245,6 +253,8 @@ fn day_state<'s>(
                 let mut p = views_output.activate();
                 let mut visitors = v.session(&cap);
                 let mut views = p.session(&cap);
+                let mut n = new_output.activate();
+                let mut new_rows = n.session(&cap);
                 let mut window_views: HashMap<Day, u64> = HashMap::default();
                 let mut seen = false;
                 for batch in batches {
@@ -254,6 +264,14 @@ fn day_state<'s>(
                         debug_assert_eq!(agg.window.end_ms, end);
                         if agg.window.end_ms > calendar.end_of(day) {
                             continue; // a window straddling the day's end: counted in no row of the day
+                        }
+                        if let Some(output) = new_visitors_output {
+                            let known = |d: &BTreeMap<Day, DayVisitors>| d.get(&day).is_some_and(|s| s.hosts.contains_key(&host));
+                            if !known(&days) && !pending.values().any(known) {
+                                let label = DayCalendar::label(day);
+                                let row = Row { output, id: format!("day_visitors-{label}-{host}"), order: end as i64, window: Some(agg.window), values: vec![Value::Str(label), Value::Int(end as i64), Value::Str(host.to_string())] };
+                                new_rows.give(row);
+                            }
                         }
                         let state = if checkpointing && epoch > caps.done { pending.entry(epoch).or_default().entry(day).or_default() } else { days.entry(day).or_default() };
                         state.add_host(host.clone(), agg.window.end_ms, 1);
@@ -333,7 +351,7 @@ fn day_state<'s>(
             }
         }
     });
-    (visitors, views, ends, parts)
+    (visitors, views, ends, new_visitors, parts)
 }
 
 /// Step 4 of the module docs: the rows of output 4 from the window ends and the changes of the day counts.
