@@ -5,6 +5,10 @@
       Each LOG is one partition (read in order). Writes OUT_DIR/{total,by_path,by_country,today}.jsonl in the
       job's file-sink layout (lines ordered by window end, then key) and OUT_DIR/dead_letter.jsonl with
       {"reason","source","line"} of every malformed and late line.
+  pageviews_reference.py replicate SAMPLE.log OUT.log --lines N [--minutes-per-copy M]
+      The benchmark's log: the sample repeated forward in time, each copy squeezed into M minutes (default 1)
+      and following the one before, its hosts made distinct per copy (and per line mod 6: ≥ 1M distinct hosts per
+      day), its paths given one of 150 variants (≥ 10k paths), until N lines.
   pageviews_reference.py generate OUT.log --seed S --lines N [--servers K] [--lag-s L] [--dirty]
       A log of N lines from K servers over IPv4/IPv6 and named hosts, merged so that server i is i*L seconds
       behind the first (out-of-order and late lines); --dirty adds malformed lines (free text, bad request
@@ -234,6 +238,44 @@ def generate(a):
             f.write(b'\n')
 
 
+def replicate(a):
+    import hashlib, re
+    stamp = re.compile(rb'\[(\d{2})/(\w{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-]\d{4})\]')
+    sample = []
+    for raw in open(a.sample, 'rb').read().split(b'\n'):
+        m = stamp.search(raw)
+        p = parse(raw.decode('utf-8', 'replace')) if m else None
+        if not m or not isinstance(p, tuple):
+            continue
+        host, rest = raw.split(b' ', 1)
+        sample.append((p[0] // 1000, host, rest, m.start(), m.end()))
+    t0 = min(t for t, *_ in sample)
+    span = max(t for t, *_ in sample) - t0 + 1
+    step = a.minutes_per_copy * 60
+    written = 0
+    with open(a.out, 'wb', buffering=1 << 20) as f:
+        k = 0
+        while written < a.lines:
+            for i, (t, host, rest, s0, s1) in enumerate(sample):
+                if written >= a.lines:
+                    break
+                when = t0 + k * step + (t - t0) * step // span
+                d = hashlib.blake2b(host + b'%d/%d' % (k, i % 6), digest_size=4).digest()
+                ip = b'%d.%d.%d.%d' % (d[0] % 223 + 1, d[1], d[2], d[3])
+                lt = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+                new_stamp = ('[%02d/%s/%04d:%02d:%02d:%02d +0000]' % (lt.day, list(MONTHS)[lt.month - 1], lt.year, lt.hour, lt.minute, lt.second)).encode()
+                # rest starts after "host "; the stamp offsets are of the whole line
+                off = len(host) + 1
+                body = rest[:s0 - off] + new_stamp + rest[s1 - off:]
+                q = body.find(b'"') + 1
+                sp = body.find(b' ', q) + 1           # after the method
+                body = body[:sp] + b'/v%d' % (k % 150) + body[sp:]
+                f.write(ip + b' ' + body + b'\n')
+                written += 1
+            k += 1
+    print('lines=%d copies=%d' % (written, k), file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest='cmd', required=True)
@@ -244,6 +286,11 @@ def main():
     r.add_argument('--delay-ms', type=int, default=5000)
     r.add_argument('--timezone')
     r.add_argument('--geoip', action='append')
+    rp = sub.add_parser('replicate')
+    rp.add_argument('sample')
+    rp.add_argument('out')
+    rp.add_argument('--lines', type=int, required=True)
+    rp.add_argument('--minutes-per-copy', type=int, default=1)
     g = sub.add_parser('generate')
     g.add_argument('out')
     g.add_argument('--seed', type=int, required=True)
@@ -255,7 +302,7 @@ def main():
     g.add_argument('--dirty', action='store_true')
     g.add_argument('--final-newline', action='store_true')
     a = ap.parse_args()
-    (reference if a.cmd == 'reference' else generate)(a)
+    {'reference': reference, 'generate': generate, 'replicate': replicate}[a.cmd](a)
 
 
 if __name__ == '__main__':

@@ -47,6 +47,9 @@ pub enum JobFlags {
 }
 
 impl JobFlags {
+    /// Every group.
+    pub const ALL: [JobFlags; 4] = [JobFlags::Window, JobFlags::Taxi, JobFlags::Alerts, JobFlags::Pageviews];
+
     /// The clap ids of the group's flags.
     pub fn ids(self) -> Vec<String> {
         match self {

@@ -524,15 +524,21 @@ fn ship_command(glob: &str, brokers: &str, topic: &str, positions: &Path, extra:
     c
 }
 
-#[test]
-fn the_shipper_follows_appends_rotation_truncation_and_new_files_and_sends_every_line_once() {
+/// A directory with an empty `logs/`, a broker and its topic `lines` of `partitions` partitions.
+fn shipper_setup(partitions: i32) -> (tempfile::TempDir, PathBuf, common::kafka_broker::Broker, String) {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let port = common::free_port();
-    let _broker = common::kafka_broker::Broker::start(port, &dir.path().join("broker"));
+    let broker = common::kafka_broker::Broker::start(port, &dir.path().join("broker"));
     let brokers = format!("127.0.0.1:{port}");
-    common::kafka_broker::create_topic(&brokers, "lines", 2);
+    common::kafka_broker::create_topic(&brokers, "lines", partitions);
+    (dir, logs, broker, brokers)
+}
+
+#[test]
+fn the_shipper_follows_appends_rotation_truncation_and_new_files_and_sends_every_line_once() {
+    let (dir, logs, _broker, brokers) = shipper_setup(2);
     let (a, b, c) = (logs.join("a.log"), logs.join("b.log"), logs.join("c.log"));
     // 100 lines and the start of a partial one.
     append(&a, &numbered("a", 0..100));
@@ -582,13 +588,7 @@ fn the_shipper_follows_appends_rotation_truncation_and_new_files_and_sends_every
 
 #[test]
 fn the_shipper_killed_ten_times_while_a_log_grows_loses_no_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let port = common::free_port();
-    let _broker = common::kafka_broker::Broker::start(port, &dir.path().join("broker"));
-    let brokers = format!("127.0.0.1:{port}");
-    common::kafka_broker::create_topic(&brokers, "lines", 1);
+    let (dir, logs, _broker, brokers) = shipper_setup(1);
     let glob = format!("{}/access.log", logs.display());
     let positions = dir.path().join("positions.json");
     let path = logs.join("access.log");

@@ -85,7 +85,7 @@ fn long_name(id: &str) -> String {
 
 /// Refuses a job flag that `job` does not use, naming the job that does.
 fn check_job_flags(given: &BTreeSet<String>, job: &crate::jobs::JobEntry) -> anyhow::Result<()> {
-    for group in [JobFlags::Window, JobFlags::Taxi] {
+    for group in JobFlags::ALL {
         if job.flags.contains(&group) {
             continue;
         }
@@ -197,6 +197,9 @@ mod tests {
             (&["ticker", "--input", "x", "--profile", "msf"], "--profile is a flag of the taxi job; this run is the ticker job"),
             (&["--input", "x", "--sink-format", "parquet"], "--sink-format is a flag of the file sink of a partitioned output and the S3 sink"),
             (&["--input", "x", "--region", "eu-west-1"], "--region is a flag of the Kinesis source and the Elasticsearch sink and the S3 sink"),
+            (&["--input", "x", "--timezone", "UTC"], "--timezone is a flag of the pageviews job; this run is the taxi job"),
+            (&["ticker", "--input", "x", "--rules", "postgresql://h/db"], "--rules is a flag of the alerts job; this run is the ticker job"),
+            (&["pageviews", "--input", "x", "--redis-ttl", "1h"], "--redis-ttl is a flag of the Redis sink"),
         ] {
             let e = run_with(args).unwrap_err().to_string();
             assert!(e.contains(refused), "{args:?}: {e}");
@@ -208,6 +211,7 @@ mod tests {
             &["ticker", "--input", "x", "--sink", "file://out", "--partition-commit-delay", "5s"],
             &["--input", "x", "--sink", "es+http://h:9200", "--bulk-max-actions", "5", "--region", "r"],
             &["--profile", "refarch", "--window", "30m", "--format", "tlc"],
+            &["pageviews", "--input", "x", "--timezone", "Europe/Berlin", "--geoip", "a.mmdb", "--sink", "redis://h:6379", "--redis-ttl", "1h", "--window", "5m"],
         ] {
             run_with(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
         }

@@ -6,8 +6,8 @@
 //!    folded per input batch on the reading worker, merged by key hash): at each window end `e`, one
 //!    `((d, host), count)` per visitor of `d` in the window.
 //! 2. **Day state** ([`DayVisitors`], a keyed timely operator by day): turns those into the updates of two
-//!    differential collections, the visitors `(d, host)` (+1 at `(e, epoch)`) and the page views `d` (+pv at
-//!    `(e, epoch)`). When the event-time frontier passes the end of `d`, it retracts everything it added for `d`
+//!    differential collections, the visitors `(d, host)` (+1 at `(e, epoch)` of the visitor's first window of the
+//!    day) and the page views `d` (+pv at `(e, epoch)`). When the event-time frontier passes the end of `d`, it retracts everything it added for `d`
 //!    at `day end + 1 ms`, so the arrangements below are compacted to nothing for a closed day instead of growing
 //!    with every day of the log. It keeps, per open day, each visitor's first window and update count and the
 //!    page views per window: what it must retract, and its checkpoint (aligned by epoch, as the window
@@ -265,24 +265,29 @@ fn day_state<'s>(
                         if agg.window.end_ms > calendar.end_of(day) {
                             continue; // a window straddling the day's end: counted in no row of the day
                         }
+                        *window_views.entry(day).or_default() += pv;
+                        // A (day, visitor) key's windows come from one aggregate instance, in order: the first seen
+                        // is its first window of the day. Only that one enters the collection (one update per
+                        // visitor and day instead of one per window).
+                        let known = |d: &BTreeMap<Day, DayVisitors>| d.get(&day).is_some_and(|s| s.hosts.contains_key(&host));
+                        if known(&days) || pending.values().any(known) {
+                            continue;
+                        }
                         if let Some(output) = new_visitors_output {
-                            let known = |d: &BTreeMap<Day, DayVisitors>| d.get(&day).is_some_and(|s| s.hosts.contains_key(&host));
-                            if !known(&days) && !pending.values().any(known) {
-                                let label = DayCalendar::label(day);
-                                let row = Row { output, id: format!("day_visitors-{label}-{host}"), order: end as i64, window: Some(agg.window), values: vec![Value::Str(label), Value::Int(end as i64), Value::Str(host.to_string())] };
-                                new_rows.give(row);
-                            }
+                            let label = DayCalendar::label(day);
+                            let row = Row { output, id: format!("day_visitors-{label}-{host}"), order: end as i64, window: Some(agg.window), values: vec![Value::Str(label), Value::Int(end as i64), Value::Str(host.to_string())] };
+                            new_rows.give(row);
                         }
                         let state = if checkpointing && epoch > caps.done { pending.entry(epoch).or_default().entry(day).or_default() } else { days.entry(day).or_default() };
                         state.add_host(host.clone(), agg.window.end_ms, 1);
                         state.last_epoch = state.last_epoch.max(epoch);
-                        *window_views.entry(day).or_default() += pv;
                         visitors.give(((day, host), *cap.time(), 1));
                     }
                 }
                 for (day, pv) in window_views {
                     let state = if checkpointing && epoch > caps.done { pending.entry(epoch).or_default().entry(day).or_default() } else { days.entry(day).or_default() };
                     state.add_view(end, pv);
+                    state.last_epoch = state.last_epoch.max(epoch);
                     views.give((day, *cap.time(), pv as isize));
                 }
                 if seen {
