@@ -31,7 +31,7 @@ test -d target/npm/node_modules/kinesalite
 test -s target/npm/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country-ipv4.mmdb
 if [ ! -s target/test-data/logstalgia/example.log ]; then
   rm -rf target/test-data/logstalgia.tmp && mkdir -p target/test-data/logstalgia.tmp
-  (cd target/test-data/logstalgia.tmp && apt-get download logstalgia >/dev/null && dpkg-deb -x logstalgia_*.deb x)
+  (cd target/test-data/logstalgia.tmp && { apt-get download logstalgia >/dev/null 2>&1 || { apt-get update -qq && apt-get download logstalgia >/dev/null; }; } && dpkg-deb -x logstalgia_*.deb x)
   mkdir -p target/test-data/logstalgia
   cp target/test-data/logstalgia.tmp/x/usr/share/logstalgia/example.log target/test-data/logstalgia/example.log
   cp target/test-data/logstalgia.tmp/x/usr/share/doc/logstalgia/copyright target/test-data/logstalgia/copyright 2>/dev/null || true
