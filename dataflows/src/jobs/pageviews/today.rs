@@ -134,8 +134,8 @@ type ViewUpdate = (Day, Time, isize);
 pub struct DayVisitors {
     /// Page views per window end (ms since the Unix epoch).
     pub views: BTreeMap<u64, u64>,
-    /// Per visitor: the end of its first window of the day and how many `+1` updates it was given.
-    pub hosts: HashMap<CompactString, (u64, u64)>,
+    /// Per visitor: the end of its first window of the day (the visitor's one `+1` update).
+    pub hosts: HashMap<CompactString, u64>,
     /// The latest epoch of an update of this day.
     pub last_epoch: u64,
 }
@@ -145,18 +145,17 @@ impl DayVisitors {
         *self.views.entry(end).or_default() += pv;
     }
 
-    fn add_host(&mut self, host: CompactString, first: u64, updates: u64) {
-        let entry = self.hosts.entry(host).or_insert((first, 0));
-        entry.0 = entry.0.min(first);
-        entry.1 += updates;
+    fn add_host(&mut self, host: CompactString, first: u64) {
+        let entry = self.hosts.entry(host).or_insert(first);
+        *entry = (*entry).min(first);
     }
 
     fn merge(&mut self, other: DayVisitors) {
         for (end, pv) in other.views {
             self.add_view(end, pv);
         }
-        for (host, (first, updates)) in other.hosts {
-            self.add_host(host, first, updates);
+        for (host, first) in other.hosts {
+            self.add_host(host, first);
         }
         self.last_epoch = self.last_epoch.max(other.last_epoch);
     }
@@ -167,6 +166,27 @@ impl DayVisitors {
 pub struct DayState {
     /// `(day, its state)`.
     pub days: Vec<(Day, DayVisitors)>,
+}
+
+/// The checkpoint part of worker `worker` with the days of `days` that `keep` keeps, serialized as a [`DayState`]
+/// (from references: the day states are not copied).
+fn day_part(days: &BTreeMap<Day, DayVisitors>, keep: impl Fn(&Day, &DayVisitors) -> bool, worker: u64) -> CheckpointPart {
+    #[derive(Serialize)]
+    struct DayStateRef<'a> {
+        days: Vec<(Day, &'a DayVisitors)>,
+    }
+    let part = DayStateRef { days: days.iter().filter(|(d, s)| keep(d, s)).map(|(d, s)| (*d, s)).collect() };
+    CheckpointPart::Window { operator: DAYS_OPERATOR.to_string(), worker: worker as usize, state: bincode::serialize(&part).expect("day state serializes") }
+}
+
+/// The state that an update of `day` read at `epoch` goes to: the pending state of its epoch when that epoch is
+/// not complete yet (with checkpoints), else the main state.
+fn state_for<'a>(days: &'a mut BTreeMap<Day, DayVisitors>, pending: &'a mut BTreeMap<u64, BTreeMap<Day, DayVisitors>>, checkpointing: bool, done: u64, epoch: u64, day: Day) -> &'a mut DayVisitors {
+    if checkpointing && epoch > done {
+        pending.entry(epoch).or_default().entry(day).or_default()
+    } else {
+        days.entry(day).or_default()
+    }
 }
 
 /// Output 4's rows (output index `output`) and the checkpoint parts of its operators (see the module docs).
@@ -208,6 +228,9 @@ fn day_state<'s>(
     // Days whose end the frontier has passed (retracted), kept until a checkpoint no longer needs them.
     let mut closed: Vec<Day> = Vec::new();
     let (checkpointing, start_epoch) = (recovery.enabled, recovery.start_epoch);
+    // Each day's end (with a time zone a lookup in its rules), asked once per day.
+    let mut day_ends: HashMap<Day, u64> = HashMap::default();
+    let mut end_of = move |day: Day| *day_ends.entry(day).or_insert_with(|| calendar.end_of(day));
 
     let mut builder = OperatorBuilder::new(DAYS_OPERATOR.to_owned(), scope);
     let mut input = builder.new_input(per_window, Exchange::new(|a: &Aggregated<(Day, CompactString), Count>| key_hash(&a.key.0)));
@@ -238,8 +261,8 @@ fn day_state<'s>(
                     let mut v = visitors_output.activate();
                     let mut p = views_output.activate();
                     for (&day, state) in &days {
-                        for (host, &(first, updates)) in &state.hosts {
-                            v.session(&floor.delayed(&time(first, start_epoch))).give(((day, host.clone()), time(first, start_epoch), updates as isize));
+                        for (host, &first) in &state.hosts {
+                            v.session(&floor.delayed(&time(first, start_epoch))).give(((day, host.clone()), time(first, start_epoch), 1));
                         }
                         for (&end, &pv) in &state.views {
                             p.session(&views_cap.delayed(&time(end, start_epoch))).give((day, time(end, start_epoch), pv as isize));
@@ -262,7 +285,7 @@ fn day_state<'s>(
                         seen = true;
                         let ((day, host), Count(pv)) = (agg.key, agg.acc);
                         debug_assert_eq!(agg.window.end_ms, end);
-                        if agg.window.end_ms > calendar.end_of(day) {
+                        if agg.window.end_ms > end_of(day) {
                             continue; // a window straddling the day's end: counted in no row of the day
                         }
                         *window_views.entry(day).or_default() += pv;
@@ -278,14 +301,14 @@ fn day_state<'s>(
                             let row = Row { output, id: format!("day_visitors-{label}-{host}"), order: end as i64, window: Some(agg.window), values: vec![Value::Str(label), Value::Int(end as i64), Value::Str(host.to_string())] };
                             new_rows.give(row);
                         }
-                        let state = if checkpointing && epoch > caps.done { pending.entry(epoch).or_default().entry(day).or_default() } else { days.entry(day).or_default() };
-                        state.add_host(host.clone(), agg.window.end_ms, 1);
+                        let state = state_for(&mut days, &mut pending, checkpointing, caps.done, epoch, day);
+                        state.add_host(host.clone(), agg.window.end_ms);
                         state.last_epoch = state.last_epoch.max(epoch);
                         visitors.give(((day, host), *cap.time(), 1));
                     }
                 }
                 for (day, pv) in window_views {
-                    let state = if checkpointing && epoch > caps.done { pending.entry(epoch).or_default().entry(day).or_default() } else { days.entry(day).or_default() };
+                    let state = state_for(&mut days, &mut pending, checkpointing, caps.done, epoch, day);
                     state.add_view(end, pv);
                     state.last_epoch = state.last_epoch.max(epoch);
                     views.give((day, *cap.time(), pv as isize));
@@ -298,8 +321,7 @@ fn day_state<'s>(
                 for (day, state) in pending.remove(&e).unwrap_or_default() {
                     days.entry(day).or_default().merge(state);
                 }
-                let part = DayState { days: days.iter().filter(|(d, s)| !(closed.contains(d) && s.last_epoch <= e)).map(|(d, s)| (*d, s.clone())).collect() };
-                CheckpointPart::Window { operator: DAYS_OPERATOR.to_string(), worker: index as usize, state: bincode::serialize(&part).expect("day state serializes") }
+                day_part(&days, |d, s| !(closed.contains(d) && s.last_epoch <= e), index)
             });
             // Days no checkpoint needs any more are dropped (all of them without checkpoints).
             let done = caps.done;
@@ -318,29 +340,23 @@ fn day_state<'s>(
                 let mut v = visitors_output.activate();
                 let mut p = views_output.activate();
                 for day in open {
-                    let day_end = calendar.end_of(day);
+                    let day_end = end_of(day);
                     if passed <= day_end || closed.contains(&day) {
                         continue;
                     }
                     let at = time(day_end + 1, caps.done + 1);
                     let cap = floor.delayed(&at);
-                    let mut whole = days.get(&day).cloned().unwrap_or_default();
-                    for epoch in pending.values() {
-                        if let Some(state) = epoch.get(&day) {
-                            whole.merge(state.clone());
-                        }
-                    }
-                    v.session(&cap).give_iterator(whole.hosts.into_iter().map(|(host, (_, updates))| ((day, host), at, -(updates as isize))));
-                    let views = whole.views.values().sum::<u64>();
+                    // Everything added for the day: its main state and what waits in epochs not complete yet (a
+                    // visitor is in one of them only, with its one +1).
+                    let parts: Vec<&DayVisitors> = days.get(&day).into_iter().chain(pending.values().filter_map(|p| p.get(&day))).collect();
+                    v.session(&cap).give_iterator(parts.iter().flat_map(|s| s.hosts.keys()).map(|host| ((day, host.clone()), at, -1)));
+                    let views = parts.iter().flat_map(|s| s.views.values()).sum::<u64>();
                     p.session(&views_cap.as_ref().expect("held while the floor is").delayed(&at)).give((day, at, -(views as isize)));
                     closed.push(day);
                 }
             }
             let hold = passed;
-            caps.settle(frontier, hold, &mut parts_output, || {
-                let part = DayState { days: days.iter().map(|(d, s)| (*d, s.clone())).collect() };
-                CheckpointPart::Window { operator: DAYS_OPERATOR.to_string(), worker: index as usize, state: bincode::serialize(&part).expect("day state serializes") }
-            });
+            caps.settle(frontier, hold, &mut parts_output, || day_part(&days, |_, _| true, index));
             match &caps.floor {
                 None => {
                     views_cap = None;
