@@ -10,6 +10,7 @@
 #     package logstalgia, GPL-3, into target/test-data/logstalgia/), the CC0 country databases (npm
 #     @ip-location-db/geo-whois-asn-country-mmdb, into target/npm) and the Python maxminddb reader the test's
 #     re-computation uses
+#   - Chromium (Debian's chromium), the headless browser the dashboard's tests drive over the DevTools protocol
 #   - curl (Debian), which scripts/import-dashboards.sh uses; libssl-dev and pkg-config (Debian), which the
 #     rdkafka crate's TLS (for Amazon MSK's SASL_SSL) builds against
 set -euo pipefail
@@ -20,6 +21,7 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 { command -v psql >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; } || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
@@ -39,4 +41,5 @@ if [ ! -s target/test-data/logstalgia/example.log ]; then
 fi
 test -s target/test-data/logstalgia/example.log
 command -v redis-server >/dev/null
+command -v chromium >/dev/null
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null && command -v psql >/dev/null

@@ -77,6 +77,8 @@ pub struct Invocation<'a> {
     pub shutdown: Shutdown,
     /// `--source-rate-limit`.
     pub source_rate_limit: Option<f64>,
+    /// The dashboard's board when `--dashboard-addr` is given: the sink's rows are shown there too.
+    pub dashboard: Option<crate::dashboard::Board>,
 }
 
 /// One job of the registry.
@@ -190,6 +192,11 @@ pub fn find(name: &str) -> anyhow::Result<&'static JobEntry> {
 pub fn run_job<J: Job>(job: J, invocation: Invocation<'_>) -> anyhow::Result<RunReport> {
     let outputs = taxiflow_dataflows::output::Outputs::of_job(job.outputs());
     let source = crate::connectors::source::<J>(&invocation.source, invocation.connectors)?;
-    let sink = crate::connectors::sink(invocation.sink, &outputs, invocation.connectors)?;
+    let mut sink = crate::connectors::sink(invocation.sink, &outputs, invocation.connectors)?;
+    if let Some(board) = invocation.dashboard {
+        let name = J::info().name;
+        let view = crate::dashboard::board::view(name).ok_or_else(|| anyhow::anyhow!("--dashboard-addr: the dashboard has no view of the {name} job"))?;
+        sink = Box::new(crate::dashboard::tee::DashboardSink { inner: sink, board, view });
+    }
     run(RunOptions { job, source, sink, timely: invocation.timely, checkpoint: invocation.checkpoint, shutdown: invocation.shutdown, source_rate_limit: invocation.source_rate_limit })
 }

@@ -10,7 +10,8 @@
 //! | [`runtime`] | the generic engine: runner, source shell, watermarks, sink operator, checkpoints, shutdown, metrics |
 //! | [`connectors`] | sources and sinks by URL scheme: files, Kafka, Kinesis, Elasticsearch, S3, part files, stdout |
 //! | [`formats`] | row encodings: JSON, Flink's CSV (Java doubles), Parquet |
-//! | [`cli`] | the command line: `run`, `jobs`, `replay`, `generate` |
+//! | [`dashboard`] | the live dashboard: the page, its embedded assets, its JSON API, fed by a run or by stored results |
+//! | [`cli`] | the command line: `run`, `jobs`, `replay`, `generate`, `ship`, `dashboard` |
 //! | [`replay`] | `taxiflow replay`: taxi trips into Kafka or Kinesis, paced in event time |
 //! | [`aws`], [`retry`] | AWS settings, backoff and error chains shared by connectors |
 
@@ -19,6 +20,7 @@
 pub mod aws;
 pub mod cli;
 pub mod connectors;
+pub mod dashboard;
 pub mod formats;
 pub mod jobs;
 pub mod replay;

@@ -1,5 +1,6 @@
-//! The `taxiflow` command line (clap): `run [JOB]`, `jobs`, `replay`, `generate JOB`, `ship`.
+//! The `taxiflow` command line (clap): `run [JOB]`, `jobs`, `replay`, `generate JOB`, `ship`, `dashboard`.
 
+pub mod dashboard;
 pub mod generate;
 pub mod jobs;
 pub mod replay;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Follow log files and send each line to Kafka, with acknowledged positions (Flume's TAILDIR source and
     /// Kafka sink, docs/jobs/pageviews.md §6).
     Ship(Box<ship::ShipArgs>),
+    /// Serve the dashboard's page over stored results: files, Elasticsearch, Redis, S3 or Kafka (what Kibana does
+    /// with the indices).
+    Dashboard(Box<dashboard::DashboardCmdArgs>),
 }
 
 /// Parses `args` (the program name first) and runs the command.
@@ -54,6 +58,7 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> anyh
         Command::Replay(args) => replay::replay(&args),
         Command::Generate(args) => generate::generate(&args),
         Command::Ship(args) => ship::ship(&args),
+        Command::Dashboard(args) => dashboard::dashboard(&args),
     }
 }
 

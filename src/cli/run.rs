@@ -53,6 +53,9 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on HOST:PORT at /metrics.
     #[arg(long, value_name = "HOST:PORT", help_heading = "Monitoring")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Dashboard flags.
+    #[command(flatten, next_help_heading = "Monitoring")]
+    pub dashboard: crate::dashboard::DashboardArgs,
 }
 
 /// `--checkpoint-*`.
@@ -140,6 +143,7 @@ pub fn run(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     if let Some(addr) = args.metrics_addr {
         crate::runtime::metrics::serve(addr)?;
     }
+    let dashboard = args.dashboard.start()?;
     if args.checkpoint.checkpoint_interval.is_zero() {
         bail!("--checkpoint-interval must be greater than zero");
     }
@@ -162,13 +166,26 @@ pub fn run(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         }
     })
     .map_err(|e| anyhow::anyhow!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
-    let invocation = Invocation { source, sink: &args.sink, connectors: &args.connectors, timely, checkpoint, shutdown, source_rate_limit: args.source_rate_limit };
+    let serving = dashboard.is_some().then(|| shutdown.clone());
+    let invocation = Invocation { source, sink: &args.sink, connectors: &args.connectors, timely, checkpoint, shutdown, source_rate_limit: args.source_rate_limit, dashboard };
     let report = (job.run)(&args.jobs, invocation)?;
     if let Some(line) = report.summary_line() {
         if args.sink == "stdout" {
             eprintln!("{line}");
         } else {
             println!("{line}");
+        }
+    }
+    // A bounded run's results stay on the dashboard until the process is stopped (as Kibana keeps showing the
+    // indices after the job), unless the run itself was stopped.
+    if let Some(shutdown) = serving {
+        if !shutdown.requested() {
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            eprintln!("the job finished; the dashboard stays up until SIGINT or SIGTERM");
+            while !shutdown.requested() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
     Ok(())

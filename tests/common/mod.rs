@@ -2,6 +2,7 @@
 //! batch recomputation of the reference job to compare the dataflow with.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod bulk_server;
 pub mod crash;
 pub mod kafka_broker;
