@@ -143,7 +143,8 @@ pub fn run(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     if let Some(addr) = args.metrics_addr {
         crate::runtime::metrics::serve(addr)?;
     }
-    let dashboard = args.dashboard.start()?;
+    // The sink, and so the dashboard, is on process 0.
+    let dashboard = if args.workers.process == 0 { args.dashboard.start()? } else { None };
     if args.checkpoint.checkpoint_interval.is_zero() {
         bail!("--checkpoint-interval must be greater than zero");
     }

@@ -78,8 +78,8 @@ impl RedisSinkConnector {
     }
 }
 
-/// The URL without its password.
-fn shown(url: &str) -> String {
+/// The URL without its password (for logs and messages).
+pub fn shown(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}***@{}", &url[..s + 3], &url[at + 1..]),
         _ => url.to_string(),

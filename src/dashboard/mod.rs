@@ -31,7 +31,7 @@ pub const DEFAULT_WINDOWS: u64 = 48;
 #[derive(Clone, Debug, clap::Args)]
 pub struct DashboardArgs {
     /// Serve a live dashboard of the job's results on HOST:PORT (e.g. 127.0.0.1:8080): a web page pushed each window
-    /// as it is emitted, and its JSON API under /api/.
+    /// as it is emitted, and its JSON API under /api/ (by process 0, which holds the sink).
     #[arg(long, value_name = "HOST:PORT")]
     pub dashboard_addr: Option<SocketAddr>,
     /// The number of windows of each job the dashboard keeps in memory (the newest).

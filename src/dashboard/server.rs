@@ -105,13 +105,16 @@ async fn jobs(State(board): State<Board>) -> Response {
     Json(json!({"jobs": jobs})).into_response()
 }
 
+/// An API error: its status and message.
+type ApiError = (StatusCode, String);
+
 /// Runs `f` on the board of `job`, or answers 404 naming the jobs there are.
-fn with_job(board: &Board, job: &str, f: impl FnOnce(&super::board::JobBoard) -> Result<Value, Response>) -> Response {
+fn with_job(board: &Board, job: &str, f: impl FnOnce(&super::board::JobBoard) -> Result<Value, ApiError>) -> Response {
     let jobs = board.lock();
     match jobs.get(job) {
         Some(j) => match f(j) {
             Ok(v) => Json(v).into_response(),
-            Err(r) => r,
+            Err((status, message)) => error(status, message),
         },
         None => {
             let names: Vec<&str> = jobs.keys().copied().collect();
@@ -121,14 +124,14 @@ fn with_job(board: &Board, job: &str, f: impl FnOnce(&super::board::JobBoard) ->
 }
 
 /// A window id of the API: its end, ms since the Unix epoch.
-fn window_end(job: &str, end: &str) -> Result<i64, Response> {
-    end.parse::<i64>().map_err(|_| error(StatusCode::BAD_REQUEST, format!("window id {end:?} is not a window end (an integer, ms since the Unix epoch); /api/{job}/windows lists them")))
+fn window_end(job: &str, end: &str) -> Result<i64, ApiError> {
+    end.parse::<i64>().map_err(|_| (StatusCode::BAD_REQUEST, format!("window id {end:?} is not a window end (an integer, ms since the Unix epoch); /api/{job}/windows lists them")))
 }
 
 async fn window(State(board): State<Board>, Path((job, end)): Path<(String, String)>) -> Response {
     with_job(&board, &job, |j| {
         let end = window_end(&job, &end)?;
-        j.window(end).ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no window of {job} ends at {end}; /api/{job}/windows lists the windows kept")))
+        j.window(end).ok_or_else(|| (StatusCode::NOT_FOUND, format!("no window of {job} ends at {end}; /api/{job}/windows lists the windows kept")))
     })
 }
 

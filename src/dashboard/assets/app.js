@@ -605,8 +605,7 @@
     return {
       useUTC: true,
       color: COLORS,
-      animationDuration: 300,
-      animationDurationUpdate: 250,
+      animation: false, // a window is drawn complete at once (screenshots, quick updates)
       title: TITLE(title),
       legend: { top: 44, data: names },
       tooltip: axisTooltip(yName === 'minutes' ? 'min' : ''),
@@ -678,7 +677,7 @@
 
   function worldBase() {
     return {
-      animationDurationUpdate: 250,
+      animation: false,
       title: TITLE('Page views by country'),
       tooltip: {
         trigger: 'item',
@@ -719,8 +718,7 @@
     const names = S.kind === 'dispatch' ? ['dispatched', 'closed'] : ['alerts', 'revokes'];
     return {
       useUTC: true,
-      animationDuration: 300,
-      animationDurationUpdate: 250,
+      animation: false, // a window is drawn complete at once (screenshots, quick updates)
       color: S.kind === 'dispatch' ? ['#2f6fdf', '#9aa3b2'] : ['#e8684a', '#3aa675'],
       title: TITLE(S.kind === 'dispatch' ? 'Work orders dispatched and closed per minute' : 'Alerts and revokes per minute'),
       legend: { top: 44, data: names },
@@ -992,7 +990,7 @@
       { key: 'device', label: 'device', num: true },
       { key: 'alert_type', label: 'alert_type' },
       { key: 'priority', label: 'priority', num: true },
-      { key: 'alert_id', label: 'alert_id' },
+      { key: 'alert_id', label: 'alert_id', fmt: (v) => String(v == null ? '' : v).slice(0, 12) },
       { key: 'alert_time', label: 'alert_time' },
     ];
   }

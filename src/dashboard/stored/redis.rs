@@ -28,10 +28,7 @@ impl RedisStore {
     /// # Errors
     /// `--from`: not a Redis URL, or Redis does not answer.
     pub fn open(url: &str, args: &StoreArgs, keep: usize) -> anyhow::Result<RedisStore> {
-        let shown = match (url.find("://"), url.rfind('@')) {
-            (Some(s), Some(at)) if at > s => format!("{}***@{}", &url[..s + 3], &url[at + 1..]),
-            _ => url.to_string(),
-        };
+        let shown = crate::connectors::redis::shown(url);
         let mut info = url.into_connection_info().with_context(|| format!("--from {shown:?}: not a Redis URL"))?;
         if info.redis_settings().password().is_none() {
             if let Ok(password) = std::env::var("REDISCLI_AUTH") {
