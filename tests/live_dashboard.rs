@@ -457,15 +457,18 @@ fn alerts_from_files_and_dispatch_from_kafka_the_page_shows_open_items_and_the_t
     let dispatch_messages: Vec<Value> = common::kafka_broker::read_committed(&broker.address(), "dispatch").iter().map(|v| serde_json::from_str(v).unwrap()).filter(|m: &Value| m["type"] != "watermark").collect();
 
     let (_board, origin) = dashboard(&strings(&["--from", &format!("file://{}", alerts_dir.display()), "--from", &topic]), &dir.path().join("dashboard.log"));
-    // Each store tells its job: the alerts job's file, the dispatch job's topic.
+    // Each store tells its job: the alerts job's file, the dispatch job's topic; the directory's dead letters are
+    // the alerts job's.
+    let dead_letters = read_jsonl(&alerts_dir, "dead_letter").len();
+    assert!(dead_letters > 0, "the generated events have malformed and late records");
     let deadline = std::time::Instant::now() + LIMIT;
     loop {
         let (_, jobs) = get(&format!("{origin}api/jobs"));
-        let names: BTreeSet<String> = jobs["jobs"].as_array().unwrap().iter().map(|j| j["job"].as_str().unwrap().to_string()).collect();
-        if names == BTreeSet::from(["alerts".to_string(), "dispatch".to_string()]) {
+        let names: BTreeMap<String, u64> = jobs["jobs"].as_array().unwrap().iter().map(|j| (j["job"].as_str().unwrap().to_string(), j["dead_letters"].as_u64().unwrap())).collect();
+        if names == BTreeMap::from([("alerts".to_string(), dead_letters as u64), ("dispatch".to_string(), 0)]) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the dashboard shows the jobs {names:?}");
+        assert!(std::time::Instant::now() < deadline, "the dashboard shows the jobs and dead letters {names:?}, not alerts with {dead_letters}");
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut browser = Browser::start(1280, 1000);

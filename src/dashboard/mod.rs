@@ -81,9 +81,13 @@ pub fn follow(board: &Board, mut stores: Vec<Box<dyn stored::Store>>, job: Optio
     }
 }
 
-/// Hands `docs` to the board of their job: `job` when given, else the job of each output; dead letters go to the
-/// job of the store's last document (`current`).
+/// Hands `docs` to the board of their job: `job` when given, else the job of each output; dead letters (and
+/// watermark records) go to the job of the store's documents (`current`: the last job the store had, found first
+/// in this read, since a directory lists `dead_letter.jsonl` before the job's outputs).
 fn ingest_by_job(board: &Board, docs: stored::Docs, job: Option<&'static board::JobView>, current: &mut Option<&'static board::JobView>) {
+    if let Some(view) = docs.iter().find_map(|(output, _)| board::view_of_output(output)) {
+        current.get_or_insert(view);
+    }
     let mut batch: Vec<(String, serde_json::Value)> = Vec::new();
     let mut batch_view: Option<&'static board::JobView> = None;
     for (output, doc) in docs {
