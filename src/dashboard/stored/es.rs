@@ -33,7 +33,7 @@ impl EsStore {
     /// `--from`: a malformed URL, inconsistent authentication flags, or a cluster that does not answer.
     pub fn open(url: &str, args: &StoreArgs, keep: usize) -> anyhow::Result<EsStore> {
         let mut options = EsOptions::parse(url).map_err(|e| anyhow::anyhow!("--from: {e:#}"))?;
-        let es = EsArgs { es_auth: args.es_auth, es_user: args.es_user.clone(), es_password: args.es_password.clone(), ..EsArgs::default() };
+        let es = EsArgs { es_auth: args.es_auth, es_user: args.es_user.clone(), es_password: args.es_password.clone(), es_service: args.es_service, ..EsArgs::default() };
         es.apply(&mut options, args.aws.region.as_deref())?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the HTTP runtime")?;
         let client = runtime.block_on(EsClient::new(&options))?;

@@ -50,6 +50,9 @@ pub struct StoreArgs {
     /// Elasticsearch/OpenSearch: the password of --es-auth basic (from the environment only).
     #[arg(long, env = "TAXIFLOW_ES_PASSWORD", hide = true, hide_env_values = true)]
     pub es_password: Option<String>,
+    /// Elasticsearch/OpenSearch: the SigV4 service, es (OpenSearch Service domains) or aoss (OpenSearch Serverless).
+    #[arg(long, value_enum)]
+    pub es_service: Option<crate::connectors::elasticsearch::auth::SigV4Service>,
     /// Elasticsearch/OpenSearch: the prefix of the index names the run wrote (its --index-prefix).
     #[arg(long)]
     pub index_prefix: Option<String>,
