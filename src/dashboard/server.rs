@@ -116,11 +116,14 @@ fn with_job(board: &Board, job: &str, f: impl FnOnce(&super::board::JobBoard) ->
             Ok(v) => Json(v).into_response(),
             Err((status, message)) => error(status, message),
         },
-        None => {
-            let names: Vec<&str> = jobs.keys().copied().collect();
-            error(StatusCode::NOT_FOUND, format!("unknown job {job:?}: this dashboard shows {}", if names.is_empty() { "no job yet".to_string() } else { names.join(", ") }))
-        }
+        None => unknown_job(&jobs, job),
     }
+}
+
+/// 404 for `job`, naming the jobs there are.
+fn unknown_job(jobs: &std::collections::BTreeMap<&'static str, super::board::JobBoard>, job: &str) -> Response {
+    let names: Vec<&str> = jobs.keys().copied().collect();
+    error(StatusCode::NOT_FOUND, format!("unknown job {job:?}: this dashboard shows {}", if names.is_empty() { "no job yet".to_string() } else { names.join(", ") }))
 }
 
 /// A window id of the API: its end, ms since the Unix epoch.
@@ -146,8 +149,11 @@ async fn series(State(board): State<Board>, Path(job): Path<String>, Query(q): Q
 }
 
 async fn events(State(board): State<Board>, Path(job): Path<String>) -> Response {
-    if !board.lock().contains_key(job.as_str()) {
-        return with_job(&board, &job, |_| unreachable!("checked above"));
+    {
+        let jobs = board.lock();
+        if !jobs.contains_key(job.as_str()) {
+            return unknown_job(&jobs, &job);
+        }
     }
     let receiver = board.subscribe();
     let stream = futures::stream::unfold((receiver, board, job), |(mut receiver, board, job)| async move {
