@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Map, Value};
+use taxiflow_dataflows::output::DEAD_LETTER;
 
 /// How the dashboard reads the documents of one job: which outputs it shows, where a document's window end is,
 /// and how the open items of a message job are kept.
@@ -173,7 +174,7 @@ impl JobBoard {
     /// received at wall-clock time `now_ms`. Documents of outputs the view does not show, and documents older than
     /// every window kept once `keep` windows are held, are left out.
     pub fn ingest(&mut self, output: &str, doc: Value, now_ms: i64) {
-        if output == "dead_letter" {
+        if output == DEAD_LETTER {
             self.dead_letters += 1;
             return;
         }

@@ -93,8 +93,8 @@ fn ingest_by_job(board: &Board, docs: stored::Docs, job: Option<&'static board::
     for (output, doc) in docs {
         let view = job.or_else(|| board::view_of_output(&output)).or(*current);
         let Some(view) = view else { continue };
-        if batch_view.is_some_and(|v| v != view) {
-            board.ingest(batch_view.expect("checked"), std::mem::take(&mut batch));
+        if let Some(previous) = batch_view.filter(|v| *v != view) {
+            board.ingest(previous, std::mem::take(&mut batch));
         }
         batch_view = Some(view);
         *current = Some(view);

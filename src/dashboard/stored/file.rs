@@ -118,7 +118,7 @@ fn unescape(value: &str) -> String {
 pub fn part_file(relative: &str, bytes: &[u8]) -> anyhow::Result<Docs> {
     if relative.starts_with("_dead_letter/") {
         let n = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
-        return Ok((0..n).map(|_| ("dead_letter".to_string(), Value::Null)).collect());
+        return Ok((0..n).map(|_| (taxiflow_dataflows::output::DEAD_LETTER.to_string(), Value::Null)).collect());
     }
     let mut columns = Map::new();
     for segment in relative.split('/') {
