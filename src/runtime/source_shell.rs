@@ -59,6 +59,13 @@ impl<R: EventTime> SourceBatch<R> {
     /// decoding error becomes a `malformed: …` dead letter. `raw` is the record as read and `at` where it was read
     /// (computed only when needed).
     pub fn accept<'a>(&mut self, decoded: Result<Decoded<R>, String>, clock: &mut PartitionWatermark, floor: u64, raw: &[u8], at: impl FnOnce() -> Position<'a>) {
+        self.accept_with(decoded, clock, floor, || std::borrow::Cow::Borrowed(raw), at)
+    }
+
+    /// [`Self::accept`] with the record as read given by `raw`, called only when it is needed (a record that keeps
+    /// its origin, a late record, a malformed one): for a source that did not keep the bytes of a record it read
+    /// ahead and reads them again from the file.
+    pub fn accept_with<'a, 'r>(&mut self, decoded: Result<Decoded<R>, String>, clock: &mut PartitionWatermark, floor: u64, raw: impl FnOnce() -> std::borrow::Cow<'r, [u8]>, at: impl FnOnce() -> Position<'a>) {
         self.counts.records_read += 1;
         match decoded {
             Ok(Decoded::Record(mut record)) => {
@@ -68,7 +75,7 @@ impl<R: EventTime> SourceBatch<R> {
                     Ok(()) if clock.due(t) >= floor => {
                         if R::KEEPS_ORIGIN {
                             let at = at();
-                            record.set_origin(PackedOrigin::new(&at.source, at.line, at.offset, raw));
+                            record.set_origin(PackedOrigin::new(&at.source, at.line, at.offset, &raw()));
                         }
                         self.records.push(record)
                     }
@@ -83,7 +90,7 @@ impl<R: EventTime> SourceBatch<R> {
                             source: at.source.into_owned(),
                             line: at.line,
                             offset: at.offset,
-                            record: String::from_utf8_lossy(raw).into_owned(),
+                            record: String::from_utf8_lossy(&raw()).into_owned(),
                             event_time: Some(t),
                             watermark: Some(watermark),
                             document_id: None,
@@ -104,7 +111,7 @@ impl<R: EventTime> SourceBatch<R> {
                     source: at.source.into_owned(),
                     line: at.line,
                     offset: at.offset,
-                    record: String::from_utf8_lossy(raw).into_owned(),
+                    record: String::from_utf8_lossy(&raw()).into_owned(),
                     event_time: None,
                     watermark: None,
                     document_id: None,

@@ -6,12 +6,13 @@
 //!    folded per input batch on the reading worker, merged by key hash): at each window end `e`, one
 //!    `((d, host), count)` per visitor of `d` in the window.
 //! 2. **Day state** ([`DayVisitors`], a keyed timely operator by day): turns those into the updates of two
-//!    differential collections, the visitors `(d, host)` (+1 at `(e, epoch)` of the visitor's first window of the
-//!    day) and the page views `d` (+pv at `(e, epoch)`). When the event-time frontier passes the end of `d`, it retracts everything it added for `d`
-//!    at `day end + 1 ms`, so the arrangements below are compacted to nothing for a closed day instead of growing
-//!    with every day of the log. It keeps, per open day, each visitor's first window and update count and the
-//!    page views per window: what it must retract, and its checkpoint (aligned by epoch, as the window
-//!    aggregates).
+//!    differential collections, the visitors ([`DayVisitor`]: the day and the host packed in one `u64`, +1 at
+//!    `(e, epoch)` of the visitor's first window of the day) and the page views `d` (+pv at `(e, epoch)`). When the
+//!    event-time frontier passes the end of `d`, it retracts everything it added for `d` at `day end + 1 ms`, so
+//!    the arrangements below are compacted to nothing for a closed day instead of growing with every day of the
+//!    log (at the end of the input nothing is retracted: it would change no row). It keeps, per open day, each
+//!    visitor's first window (an IPv4 visitor as its address, 8 bytes a visitor) and the page views per window:
+//!    what it must retract, and its checkpoint (aligned by epoch, as the window aggregates).
 //! 3. **Distinct count** (`differential-dataflow`): `visitors.distinct().map(day).count()` and
 //!    `page_views.count()`, the exact UV and PV of each day as a function of event time, over arrangements.
 //! 4. **Rows** (a keyed timely operator by day): when the frontier passes a window end `e`, the day's counts as
@@ -124,18 +125,43 @@ pub const VISITORS_OPERATOR: &str = "pageviews.today_visitors";
 /// Name of the day-state operator's checkpoint parts ([`DayState`]).
 pub const DAYS_OPERATOR: &str = "pageviews.today_days";
 
-/// The updates of the visitor collection, `((day, host), time, diff)`.
-type VisitorUpdate = ((Day, CompactString), Time, isize);
+/// A visitor of a day, the key of the visitor collection: one `u64` instead of `(day, host string)` (8 bytes in an
+/// arrangement instead of 32, measured as the largest part of the job's memory, see `docs/jobs/pageviews.md`). The
+/// day is in the high 31 bits (arithmetic shift, so a day before 1970 in a zone west of UTC keeps its sign); bit 32
+/// is clear for an IPv4 visitor, whose low 32 bits are its address, and set for any other visitor (a host name, an
+/// IPv6 address, anything else as written), whose low 32 bits are its number among the day's other visitors
+/// ([`DayVisitors::names`]). Two visitors of a day are equal iff their host strings are (pageviews spec §1: the
+/// visitor is the remote-host string as written): Rust's `Ipv4Addr` parser accepts only the canonical dotted-quad
+/// form (no leading zeros, signs or spaces), so an address string and its `u32` map one to one.
+pub type DayVisitor = u64;
+
+/// The [`DayVisitor`] of `day` with the low 32 bits `low` (`name`: a numbered name, else an IPv4 address).
+fn day_visitor(day: Day, name: bool, low: u32) -> DayVisitor {
+    ((i64::from(day) << 33) as u64) | (u64::from(name) << 32) | u64::from(low)
+}
+
+/// The day of a [`DayVisitor`].
+fn day_of_visitor(visitor: DayVisitor) -> Day {
+    ((visitor as i64) >> 33) as Day
+}
+
+/// The updates of the visitor collection, `(visitor, time, diff)`.
+type VisitorUpdate = (DayVisitor, Time, isize);
 /// The updates of the page-view collection, `(day, time, diff)`.
 type ViewUpdate = (Day, Time, isize);
 
-/// One open day of the day-state operator.
+/// One open day of the day-state operator. A window end is kept as ms after the day's start
+/// ([`DayCalendar::start_of`]; a day lasts at most 25 hours, so it fits in a `u32`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayVisitors {
     /// Page views per window end (ms since the Unix epoch).
     pub views: BTreeMap<u64, u64>,
-    /// Per visitor: the end of its first window of the day (the visitor's one `+1` update).
-    pub hosts: HashMap<CompactString, u64>,
+    /// The IPv4 visitors: address → the end of its first window of the day (the visitor's one `+1` update).
+    pub ipv4: HashMap<u32, u32>,
+    /// Every other visitor: host as written → (its number among the day's names, the end of its first window of
+    /// the day). The numbers are unique per day across the main and the pending states (the operator hands them
+    /// out) and are handed out anew on restore.
+    pub names: HashMap<CompactString, (u32, u32)>,
     /// The latest epoch of an update of this day.
     pub last_epoch: u64,
 }
@@ -145,19 +171,56 @@ impl DayVisitors {
         *self.views.entry(end).or_default() += pv;
     }
 
-    fn add_host(&mut self, host: CompactString, first: u64) {
-        let entry = self.hosts.entry(host).or_insert(first);
-        *entry = (*entry).min(first);
+    /// Whether the visitor `key` is one of this state's.
+    fn has(&self, key: &HostKey) -> bool {
+        match key {
+            HostKey::Ipv4(ip) => self.ipv4.contains_key(ip),
+            HostKey::Name(name) => self.names.contains_key(name),
+        }
+    }
+
+    /// The visitors with their first window end (ms after the day's start).
+    fn visitors(&self, day: Day) -> impl Iterator<Item = (DayVisitor, u32)> + '_ {
+        let ipv4 = self.ipv4.iter().map(move |(&ip, &first)| (day_visitor(day, false, ip), first));
+        ipv4.chain(self.names.values().map(move |&(n, first)| (day_visitor(day, true, n), first)))
     }
 
     fn merge(&mut self, other: DayVisitors) {
         for (end, pv) in other.views {
             self.add_view(end, pv);
         }
-        for (host, first) in other.hosts {
-            self.add_host(host, first);
+        for (ip, first) in other.ipv4 {
+            let entry = self.ipv4.entry(ip).or_insert(first);
+            *entry = (*entry).min(first);
+        }
+        for (name, (n, first)) in other.names {
+            let entry = self.names.entry(name).or_insert((n, first));
+            entry.1 = entry.1.min(first);
         }
         self.last_epoch = self.last_epoch.max(other.last_epoch);
+    }
+
+    /// Numbers the names `0..n` anew (after a restore merged parts of several checkpoints) and returns `n`.
+    fn renumber_names(&mut self) -> u32 {
+        for (i, (n, _)) in self.names.values_mut().enumerate() {
+            *n = i as u32;
+        }
+        self.names.len() as u32
+    }
+}
+
+/// How a host is kept: an IPv4 address as its `u32`, anything else as written.
+enum HostKey {
+    Ipv4(u32),
+    Name(CompactString),
+}
+
+impl HostKey {
+    fn of(host: &CompactString) -> HostKey {
+        match host.parse::<std::net::Ipv4Addr>() {
+            Ok(ip) => HostKey::Ipv4(u32::from(ip)),
+            Err(_) => HostKey::Name(host.clone()),
+        }
     }
 }
 
@@ -196,7 +259,7 @@ fn state_for<'a>(days: &'a mut BTreeMap<Day, DayVisitors>, pending: &'a mut BTre
 pub fn today<'s>(records: StreamVec<'s, Time, PageView>, window: TumblingWindow, calendar: DayCalendar, output: u16, new_visitors_output: Option<u16>, recovery: &Recovery) -> (StreamVec<'s, Time, Row>, StreamVec<'s, Time, CheckpointPart>) {
     let (per_window, window_parts) = windowed_aggregate::<_, (Day, CompactString), Count, _>(records, window, VISITORS_OPERATOR, recovery, move |r: PageView| Some(((calendar.day_of(r.event_time), r.host), ())));
     let (visitors, views, ends, new_visitors, day_parts) = day_state(per_window, calendar, new_visitors_output, recovery);
-    let uv = visitors.as_collection().distinct().map(|(day, _host)| day).count();
+    let uv = visitors.as_collection().distinct().map(day_of_visitor).count();
     let pv = views.as_collection().count();
     let rows = rows(ends, uv.inner, pv.inner, window, calendar, output);
     use timely::dataflow::operators::Concat;
@@ -221,6 +284,8 @@ fn day_state<'s>(
             days.entry(day).or_default().merge(state);
         }
     }
+    // The next number of a name per day (see `DayVisitors::names`).
+    let mut names_next: HashMap<Day, u32> = days.iter_mut().map(|(&day, state)| (day, state.renumber_names())).collect();
     // The restored updates, fed into the collections at the first epoch.
     let mut restored = !days.is_empty();
     // Updates of epochs not complete yet: epoch → day → state.
@@ -228,9 +293,9 @@ fn day_state<'s>(
     // Days whose end the frontier has passed (retracted), kept until a checkpoint no longer needs them.
     let mut closed: Vec<Day> = Vec::new();
     let (checkpointing, start_epoch) = (recovery.enabled, recovery.start_epoch);
-    // Each day's end (with a time zone a lookup in its rules), asked once per day.
-    let mut day_ends: HashMap<Day, u64> = HashMap::default();
-    let mut end_of = move |day: Day| *day_ends.entry(day).or_insert_with(|| calendar.end_of(day));
+    // Each day's start and end (with a time zone a lookup in its rules), asked once per day.
+    let mut day_bounds: HashMap<Day, (i64, u64)> = HashMap::default();
+    let mut bounds = move |day: Day| *day_bounds.entry(day).or_insert_with(|| (calendar.start_of(day), calendar.end_of(day)));
 
     let mut builder = OperatorBuilder::new(DAYS_OPERATOR.to_owned(), scope);
     let mut input = builder.new_input(per_window, Exchange::new(|a: &Aggregated<(Day, CompactString), Count>| key_hash(&a.key.0)));
@@ -261,8 +326,10 @@ fn day_state<'s>(
                     let mut v = visitors_output.activate();
                     let mut p = views_output.activate();
                     for (&day, state) in &days {
-                        for (host, &first) in &state.hosts {
-                            v.session(&floor.delayed(&time(first, start_epoch))).give(((day, host.clone()), time(first, start_epoch), 1));
+                        let start = calendar.start_of(day);
+                        for (visitor, first) in state.visitors(day) {
+                            let at = time((start + i64::from(first)) as u64, start_epoch);
+                            v.session(&floor.delayed(&at)).give((visitor, at, 1));
                         }
                         for (&end, &pv) in &state.views {
                             p.session(&views_cap.delayed(&time(end, start_epoch))).give((day, time(end, start_epoch), pv as isize));
@@ -285,14 +352,16 @@ fn day_state<'s>(
                         seen = true;
                         let ((day, host), Count(pv)) = (agg.key, agg.acc);
                         debug_assert_eq!(agg.window.end_ms, end);
-                        if agg.window.end_ms > end_of(day) {
+                        let (day_start, day_end) = bounds(day);
+                        if agg.window.end_ms > day_end {
                             continue; // a window straddling the day's end: counted in no row of the day
                         }
                         *window_views.entry(day).or_default() += pv;
                         // A (day, visitor) key's windows come from one aggregate instance, in order: the first seen
                         // is its first window of the day. Only that one enters the collection (one update per
                         // visitor and day instead of one per window).
-                        let known = |d: &BTreeMap<Day, DayVisitors>| d.get(&day).is_some_and(|s| s.hosts.contains_key(&host));
+                        let key = HostKey::of(&host);
+                        let known = |d: &BTreeMap<Day, DayVisitors>| d.get(&day).is_some_and(|s| s.has(&key));
                         if known(&days) || pending.values().any(known) {
                             continue;
                         }
@@ -301,10 +370,23 @@ fn day_state<'s>(
                             let row = Row { output, id: format!("day_visitors-{label}-{host}"), order: end as i64, window: Some(agg.window), values: vec![Value::Str(label), Value::Int(end as i64), Value::Str(host.to_string())] };
                             new_rows.give(row);
                         }
+                        let first = (end as i64 - day_start) as u32;
                         let state = state_for(&mut days, &mut pending, checkpointing, caps.done, epoch, day);
-                        state.add_host(host.clone(), agg.window.end_ms);
+                        let visitor = match key {
+                            HostKey::Ipv4(ip) => {
+                                state.ipv4.insert(ip, first);
+                                day_visitor(day, false, ip)
+                            }
+                            HostKey::Name(name) => {
+                                let next = names_next.entry(day).or_default();
+                                let n = *next;
+                                *next += 1;
+                                state.names.insert(name, (n, first));
+                                day_visitor(day, true, n)
+                            }
+                        };
                         state.last_epoch = state.last_epoch.max(epoch);
-                        visitors.give(((day, host), *cap.time(), 1));
+                        visitors.give((visitor, *cap.time(), 1));
                     }
                 }
                 for (day, pv) in window_views {
@@ -330,18 +412,28 @@ fn day_state<'s>(
                 let keep = checkpointing && (pending.values().any(|p| p.contains_key(d)) || days.get(d).is_some_and(|s| s.last_epoch > done));
                 if !keep {
                     days.remove(d);
+                    names_next.remove(d);
                 }
                 keep
             });
-            // Close the days the event-time frontier has passed: retract their updates at day end + 1 ms.
+            // Close the days the event-time frontier has passed: retract their updates at day end + 1 ms. A
+            // retraction changes no row (the rows of a day are at window ends ≤ its end); it only empties the
+            // arrangements. So at the end of the input, when nothing will be read again, it is not sent: merging a
+            // day's retraction into its arrangements would double them just before the end (measured: the peak of
+            // a one-day log).
+            let ended = frontier.is_empty();
             let passed = event_time_frontier(frontier).unwrap_or(u64::MAX);
             if let Some(floor) = &caps.floor {
                 let open: Vec<Day> = days.keys().chain(pending.values().flat_map(|d| d.keys())).copied().filter(|d| !closed.contains(d)).collect();
                 let mut v = visitors_output.activate();
                 let mut p = views_output.activate();
                 for day in open {
-                    let day_end = end_of(day);
+                    let day_end = bounds(day).1;
                     if passed <= day_end || closed.contains(&day) {
+                        continue;
+                    }
+                    closed.push(day);
+                    if ended {
                         continue;
                     }
                     let at = time(day_end + 1, caps.done + 1);
@@ -349,10 +441,9 @@ fn day_state<'s>(
                     // Everything added for the day: its main state and what waits in epochs not complete yet (a
                     // visitor is in one of them only, with its one +1).
                     let parts: Vec<&DayVisitors> = days.get(&day).into_iter().chain(pending.values().filter_map(|p| p.get(&day))).collect();
-                    v.session(&cap).give_iterator(parts.iter().flat_map(|s| s.hosts.keys()).map(|host| ((day, host.clone()), at, -1)));
+                    v.session(&cap).give_iterator(parts.iter().flat_map(|s| s.visitors(day)).map(|(visitor, _)| (visitor, at, -1)));
                     let views = parts.iter().flat_map(|s| s.views.values()).sum::<u64>();
                     p.session(&views_cap.as_ref().expect("held while the floor is").delayed(&at)).give((day, at, -(views as isize)));
-                    closed.push(day);
                 }
             }
             let hold = passed;
@@ -450,6 +541,27 @@ fn rows<'s>(ends: StreamVec<'s, Time, u64>, uv: StreamVec<'s, Time, ((Day, isize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn day_visitors_keep_their_day_and_stay_distinct() {
+        for day in [-1, 0, 14_356, 2_932_896] {
+            for (name, low) in [(false, 0), (false, u32::MAX), (true, 0), (true, 7)] {
+                assert_eq!(day_of_visitor(day_visitor(day, name, low)), day, "{day} {name} {low}");
+            }
+            assert_ne!(day_visitor(day, false, 7), day_visitor(day, true, 7));
+            assert_ne!(day_visitor(day, false, u32::MAX), day_visitor(day + 1, false, 0));
+        }
+    }
+
+    #[test]
+    fn only_canonical_ipv4_strings_become_addresses() {
+        // The visitor is the host string as written (pageviews spec §1): a string kept as an address must be the
+        // one way of writing it, or two visitors would count as one.
+        assert!(matches!(HostKey::of(&"10.0.0.255".into()), HostKey::Ipv4(0x0a00_00ff)));
+        for other in ["010.0.0.255", "10.0.0.255 ", " 10.0.0.255", "10.0.0", "10.0.0.0.1", "+10.0.0.1", "0x0a.0.0.1", "10.0.0.256", "::ffff:10.0.0.1", "1.2.3.4:80", "host.example"] {
+            assert!(matches!(HostKey::of(&other.into()), HostKey::Name(ref n) if n == other), "{other}");
+        }
+    }
 
     #[test]
     fn days_in_utc_and_in_a_zone_with_clock_changes() {
