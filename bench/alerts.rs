@@ -1,7 +1,8 @@
 //! Throughput, memory and state size of the alerts and dispatch jobs (`docs/jobs/alerts.md`, `docs/jobs/dispatch.md`)
 //! on a generated file (not a timed test; see DEVELOPERS.md).
 //!
-//! `cargo bench --bench alerts -- [--events N] [--devices D] [--runs R] [--dir DIR]`
+//! `cargo bench --bench alerts -- [--events N] [--devices D] [--runs R] [--dir DIR] [--latency-events N]
+//! [--latency-only] [--latency-workers W] [--latency-job-args 'FLAGS']`
 //!
 //! 1. Builds `taxiflow` in release mode and starts a throwaway PostgreSQL (`scripts/postgres.sh`) with
 //!    `scripts/alerts_schema.sql` (the blog's two rules) and settings for a tenth of the devices (delays 0–60 s).
@@ -14,7 +15,9 @@
 //!    job `-w 2` from a topic of 2 partitions into an alert topic with `--max-out-of-orderness 0`, and `taxiflow
 //!    generate devices --rate 50000/s` into the event topic; then, for every alert, the time from its triggering
 //!    event's broker timestamp to the alert's broker timestamp (both topics `message.timestamp.type=LogAppendTime`
-//!    when the broker takes it, else the producers' CreateTime): p50, p99, max.
+//!    when the broker takes it, else the producers' CreateTime): p50, p99, max. `--latency-only` skips steps 2–3;
+//!    `--latency-workers` sets the job's `-w` (default 2), and `--latency-job-args` adds flags to the job (split on
+//!    spaces, e.g. `--kafka-config linger.ms=5`) for experiments.
 
 mod common;
 
@@ -50,6 +53,11 @@ fn main() {
     psql(&std::fs::read_to_string(bench.root.join("scripts/alerts_schema.sql")).unwrap());
     psql(&format!("INSERT INTO device_sla SELECT d, 'device ' || d, NULL, (d % 7) * 10000 FROM generate_series(0, {}, 10) d", devices.saturating_sub(1)));
     let url = format!("postgresql://postgres@127.0.0.1:{port}/postgres");
+    let latency_events: u64 = bench.arg("--latency-events").map(|v| v.parse().expect("--latency-events N")).unwrap_or(600_000);
+    if bench.flag("--latency-only") {
+        println!("\n{}", latency(&bench, &taxiflow, &url, latency_events));
+        return;
+    }
 
     let (count, devices_arg) = (events.to_string(), devices.to_string());
     let (input, bytes) = bench.generated_input(
@@ -112,7 +120,6 @@ fn main() {
             println!("  {}: {line}", r.name);
         }
     }
-    let latency_events: u64 = bench.arg("--latency-events").map(|v| v.parse().expect("--latency-events N")).unwrap_or(600_000);
     if latency_events > 0 {
         println!("\n{}", latency(&bench, &taxiflow, &url, latency_events));
     }
@@ -135,10 +142,13 @@ fn latency(bench: &Bench, taxiflow: &std::path::Path, url: &str, events: u64) ->
     let created = futures::executor::block_on(admin.create_topics(&topics, &options)).unwrap();
     assert!(created.iter().all(Result::is_ok), "topics: {created:?}");
     let log = dir.path().join("alerts.log");
+    let workers = bench.arg("--latency-workers").unwrap_or_else(|| "2".into());
+    let extra = bench.arg("--latency-job-args").unwrap_or_default();
     let mut job = common::KillOnDrop(
         Command::new(taxiflow)
-            .args(["run", "alerts", "-w", "2", "--rules", url, "--sla", url, "--max-out-of-orderness", "0", "--group", "latency"])
+            .args(["run", "alerts", "-w", &workers, "--rules", url, "--sla", url, "--max-out-of-orderness", "0", "--group", "latency"])
             .args(["--source", &format!("kafka://{brokers}/events"), "--sink", &format!("kafka://{brokers}/alerts")])
+            .args(extra.split_whitespace())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -202,18 +212,26 @@ fn latency(bench: &Bench, taxiflow: &std::path::Path, url: &str, events: u64) ->
         }
     }
     let mut latencies: Vec<i64> = Vec::new();
+    // The largest latency per second of the run (by the trigger's arrival): where in the run the tail is.
+    let first_arrival = arrival.values().copied().min().unwrap_or(0);
+    let mut worst_per_second: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
     for (payload, t, _) in read("alerts", 1) {
         let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         if v["type"] == "alert" {
             let trigger = v["trigger_event_id"].as_str().unwrap();
-            latencies.push(t - arrival[trigger]);
+            let latency = t - arrival[trigger];
+            latencies.push(latency);
+            let worst = worst_per_second.entry((arrival[trigger] - first_arrival) / 1000).or_default();
+            *worst = (*worst).max(latency);
         }
     }
+    eprintln!("largest latency per second of the run (s: ms): {}", worst_per_second.iter().map(|(s, ms)| format!("{s}: {ms}")).collect::<Vec<_>>().join(", "));
     latencies.sort_unstable();
     assert!(!latencies.is_empty(), "no alerts: {}", std::fs::read_to_string(&log).unwrap_or_default());
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     format!(
-        "latency at 50,000 events/s ({events} events, 2 partitions, -w 2, --max-out-of-orderness 0; {} timestamps): {} alerts, p50 {} ms, p99 {} ms, max {} ms",
+        "latency at 50,000 events/s ({events} events, 2 partitions, -w {workers}{}{extra}, --max-out-of-orderness 0; {} timestamps): {} alerts, p50 {} ms, p99 {} ms, max {} ms",
+        if extra.is_empty() { "" } else { " " },
         if broker_times { "broker LogAppendTime" } else { "producer CreateTime" },
         latencies.len(),
         at(0.5),

@@ -160,7 +160,8 @@ pub fn wait_listening(port: u16, what: &str) {
 }
 
 /// What a benchmark starts from: its `--NAME VALUE` options, the repository root and its working directory
-/// (`--dir`, default `target/bench`, created), with `taxiflow` (and `extra` cargo targets) built in release mode.
+/// (`--dir`, default `target/bench`, created), with `extra` cargo targets built in the bench profile (release
+/// settings); `taxiflow` itself is the binary cargo builds for the benchmark.
 pub struct Bench {
     args: Vec<String>,
     /// The repository root.
@@ -170,7 +171,7 @@ pub struct Bench {
 }
 
 impl Bench {
-    /// Reads the options and builds `taxiflow` and `extra` (e.g. `["--example", "baseline"]`).
+    /// Reads the options and builds `extra` (e.g. `["--example", "baseline"]`).
     pub fn start(extra: &[&str]) -> Bench {
         let args: Vec<String> = std::env::args().collect();
         let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -179,9 +180,13 @@ impl Bench {
             bench.dir = dir.into();
         }
         std::fs::create_dir_all(&bench.dir).unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(&cargo).args(["build", "--release", "--bin", "taxiflow"]).args(extra).current_dir(&bench.root).status().unwrap();
-        assert!(status.success(), "release build failed");
+        if !extra.is_empty() {
+            // The bench profile, as `cargo bench` itself: a `--release` build compiles the crate again (without
+            // the dev-dependencies' features) and the next `cargo bench` once more, ~4 minutes each.
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(&cargo).args(["build", "--profile", "bench"]).args(extra).current_dir(&bench.root).status().unwrap();
+            assert!(status.success(), "bench profile build of {extra:?} failed");
+        }
         bench
     }
 
@@ -195,9 +200,9 @@ impl Bench {
         self.args.iter().any(|a| a == name)
     }
 
-    /// The release `taxiflow` binary.
+    /// The `taxiflow` binary, built by `cargo bench` for the benchmarks (bench profile: the release settings).
     pub fn taxiflow(&self) -> std::path::PathBuf {
-        self.root.join("target/release/taxiflow")
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_taxiflow"))
     }
 
     /// `DIR/NAME`, made by `taxiflow generate ARGS --to DIR/NAME` if missing (kept between runs), then read once so

@@ -31,9 +31,8 @@ fn main() {
     let dir = arg("--dir").map(PathBuf::from).unwrap_or_else(|| root.join("target/bench"));
     std::fs::create_dir_all(&dir).unwrap();
 
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    assert!(Command::new(&cargo).args(["build", "--release", "--bin", "taxiflow"]).current_dir(&root).status().unwrap().success());
-    let taxiflow = root.join("target/release/taxiflow");
+    // The binary cargo builds for the benchmark (bench profile: the release settings).
+    let taxiflow = PathBuf::from(env!("CARGO_BIN_EXE_taxiflow"));
     let input = dir.join(format!("events-{events}.jsonl"));
     if !input.exists() {
         generate(&input, &root, events);

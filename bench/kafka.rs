@@ -38,9 +38,8 @@ fn main() {
     let copies: u64 = args.iter().position(|a| a == "--copies").and_then(|i| args.get(i + 1)).map_or(20, |v| v.parse().expect("--copies K"));
     let trips = 46_450 * copies;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    assert!(Command::new(&cargo).args(["build", "--release", "--bin", "taxiflow"]).current_dir(&root).status().unwrap().success());
-    let taxiflow = root.join("target/release/taxiflow");
+    // The binary cargo builds for the benchmark (bench profile: the release settings).
+    let taxiflow = PathBuf::from(env!("CARGO_BIN_EXE_taxiflow"));
     let dir = tempfile::tempdir().unwrap();
 
     let port = free_port();
