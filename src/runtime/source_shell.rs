@@ -5,6 +5,7 @@
 //! progress, checkpoint and shutdown handling (Flink FLIP-27's split between the source reader of one split and
 //! the shell around it).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -59,13 +60,13 @@ impl<R: EventTime> SourceBatch<R> {
     /// decoding error becomes a `malformed: …` dead letter. `raw` is the record as read and `at` where it was read
     /// (computed only when needed).
     pub fn accept<'a>(&mut self, decoded: Result<Decoded<R>, String>, clock: &mut PartitionWatermark, floor: u64, raw: &[u8], at: impl FnOnce() -> Position<'a>) {
-        self.accept_with(decoded, clock, floor, || std::borrow::Cow::Borrowed(raw), at)
+        self.accept_with(decoded, clock, floor, || Cow::Borrowed(raw), at)
     }
 
     /// [`Self::accept`] with the record as read given by `raw`, called only when it is needed (a record that keeps
     /// its origin, a late record, a malformed one): for a source that did not keep the bytes of a record it read
     /// ahead and reads them again from the file.
-    pub fn accept_with<'a, 'r>(&mut self, decoded: Result<Decoded<R>, String>, clock: &mut PartitionWatermark, floor: u64, raw: impl FnOnce() -> std::borrow::Cow<'r, [u8]>, at: impl FnOnce() -> Position<'a>) {
+    pub fn accept_with<'a, 'r>(&mut self, decoded: Result<Decoded<R>, String>, clock: &mut PartitionWatermark, floor: u64, raw: impl FnOnce() -> Cow<'r, [u8]>, at: impl FnOnce() -> Position<'a>) {
         self.counts.records_read += 1;
         match decoded {
             Ok(Decoded::Record(mut record)) => {

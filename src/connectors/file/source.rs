@@ -58,15 +58,21 @@ pub struct RangeEnd {
 /// A record of a range read ahead of its predecessor: decoded, not judged yet.
 struct ReadAhead<R> {
     decoded: Result<Decoded<R>, String>,
-    /// The line, in the partition's `ahead_bytes`; `None` for a record that keeps no origin: its line is needed
-    /// only if it turns out late, and is then read again from the file (`offset`, `len`). Keeping every line
-    /// doubled the bytes a range read ahead holds (measured: 14 MB of a 59 MB heap peak, pageviews `-w 2`).
-    raw: Option<std::ops::Range<usize>>,
-    /// The line's length in bytes (without its terminator).
-    len: usize,
+    raw: AheadLine,
     offset: u64,
     /// Lines of the range read up to and including this one.
     lines_read: u64,
+}
+
+/// Where the line of a [`ReadAhead`] record is. Only records that keep their origin and malformed ones keep their
+/// bytes; any other record needs its line only if it turns out late, and it is then read again from the file.
+/// Keeping every line doubled the bytes a range read ahead holds (measured: 14 MB of a 59 MB heap peak, pageviews
+/// `-w 2`).
+enum AheadLine {
+    /// In the partition's `ahead_bytes`.
+    Kept(std::ops::Range<usize>),
+    /// In the file at the record's offset, this many bytes long (without its terminator).
+    InFile(usize),
 }
 
 /// The buffers of a finished read-ahead, kept by the worker for the next one: a range's read-ahead fills
@@ -84,7 +90,7 @@ impl<R> Default for SpareReadAhead<R> {
 }
 
 /// The `len` bytes at `offset` of the plain file `path`: a line read ahead whose bytes were not kept
-/// ([`ReadAhead::raw`]). A file that cannot be read again gives a text saying so, for the dead letter.
+/// ([`AheadLine::InFile`]). A file that cannot be read again gives a text saying so, for the dead letter.
 fn read_line_again(path: &Path, offset: u64, len: usize) -> Vec<u8> {
     use std::os::unix::fs::FileExt;
     let mut line = vec![0u8; len];
@@ -309,8 +315,8 @@ pub fn file_source<'s, J: Job>(scope: Scope<'s, Time>, splits: Vec<Split<J::Form
                     let at = || Position { source: source.as_str().into(), line: reader.map_or(r.lines_read, |reader| reader.line_number_at(r.lines_read)), offset: r.offset };
                     let (bytes, path) = (&p.ahead_bytes, &p.split.file.path);
                     let raw = || match &r.raw {
-                        Some(range) => Cow::Borrowed(&bytes[range.clone()]),
-                        None => Cow::Owned(read_line_again(path, r.offset, r.len)),
+                        AheadLine::Kept(range) => Cow::Borrowed(&bytes[range.clone()]),
+                        AheadLine::InFile(len) => Cow::Owned(read_line_again(path, r.offset, *len)),
                     };
                     batch.accept_with(r.decoded, &mut p.clock, floor, raw, at);
                 }
@@ -343,12 +349,14 @@ pub fn file_source<'s, J: Job>(scope: Scope<'s, Time>, splits: Vec<Split<J::Form
                 match p.ahead.as_mut() {
                     Some(ahead) => {
                         let line = reader.line();
-                        let raw = (<J::Record as EventTime>::KEEPS_ORIGIN || decoded.is_err()).then(|| {
+                        let raw = if <J::Record as EventTime>::KEEPS_ORIGIN || decoded.is_err() {
                             let at = p.ahead_bytes.len();
                             p.ahead_bytes.extend_from_slice(line);
-                            at..p.ahead_bytes.len()
-                        });
-                        ahead.push(ReadAhead { decoded, raw, len: line.len(), offset, lines_read: reader.lines_read() });
+                            AheadLine::Kept(at..p.ahead_bytes.len())
+                        } else {
+                            AheadLine::InFile(line.len())
+                        };
+                        ahead.push(ReadAhead { decoded, raw, offset, lines_read: reader.lines_read() });
                     }
                     None => {
                         let reader = &*reader;

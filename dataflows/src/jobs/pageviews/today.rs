@@ -326,7 +326,7 @@ fn day_state<'s>(
                     let mut v = visitors_output.activate();
                     let mut p = views_output.activate();
                     for (&day, state) in &days {
-                        let start = calendar.start_of(day);
+                        let start = bounds(day).0;
                         for (visitor, first) in state.visitors(day) {
                             let at = time((start + i64::from(first)) as u64, start_epoch);
                             v.session(&floor.delayed(&at)).give((visitor, at, 1));
