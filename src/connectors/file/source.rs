@@ -50,7 +50,7 @@ pub struct RangeEnd {
     /// The partition's final watermark state.
     pub state: WatermarkState,
     /// Lines of the file up to the range's end, when known: the next range's line numbers start there instead of
-    /// counting the newlines from the start of the file (which, for every 4 MiB range of a job whose records keep
+    /// counting the newlines from the start of the file (which, for every range of a job whose records keep
     /// their line, read the file quadratically often).
     pub lines: Option<u64>,
 }
