@@ -314,7 +314,7 @@ impl Board {
 
     /// Takes documents `(output, doc)` of job `view` at once and announces the windows they changed.
     pub fn ingest(&self, view: &'static JobView, docs: impl IntoIterator<Item = (String, Value)>) {
-        let now = now_ms();
+        let now = crate::runtime::clock::now_ms() as i64;
         let changed = {
             let mut jobs = self.lock();
             let board = jobs.entry(view.job).or_insert_with(|| JobBoard::new(view, self.keep));
@@ -335,10 +335,6 @@ impl Board {
     }
 }
 
-/// Wall-clock time, ms since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
 
 #[cfg(test)]
 mod tests {

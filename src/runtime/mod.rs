@@ -2,9 +2,10 @@
 //! every source runs in ([`source_shell`]) with per-partition watermarks and the job's lateness rule
 //! ([`watermark`]), dead letters ([`dead_letter`]), the sink operator that releases rows and commits checkpoints
 //! ([`sink_operator`]), checkpoints ([`checkpoint`]), the stop signal ([`shutdown`]), the summary ([`summary`]),
-//! Prometheus metrics ([`metrics`]) and the timely worker configuration ([`workers`]).
+//! Prometheus metrics ([`metrics`]), the timely worker configuration ([`workers`]) and the wall clock ([`clock`]).
 
 pub mod checkpoint;
+pub mod clock;
 pub mod dead_letter;
 pub mod metrics;
 pub mod run;

@@ -391,7 +391,7 @@ pub fn kafka_source<'s, J: Job>(scope: Scope<'s, Time>, options: KafkaSourceOpti
 /// timestamp of the last record read, while records remain; 0 when caught up), the Kafka analogue of Kinesis'
 /// `millisBehindLatest` the reference monitors (taxi docs §5).
 fn report_lag(watched: &Watched, partitions: &BTreeMap<i32, PartitionState>) {
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now_ms = crate::runtime::clock::now_ms() as i64;
     for (p, s) in partitions {
         // The watcher's end offset, or for a bounded read the one taken at start.
         let Some(high) = watched.high.get(p).copied().or(s.end) else { continue };

@@ -354,7 +354,7 @@ pub fn kinesis_source<'s, J: Job>(scope: Scope<'s, Time>, options: KinesisSource
                 }
                 Event::Records { shard, records, millis_behind } => {
                     let Some(state) = shards.get_mut(&shard) else { continue };
-                    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+                    let now_ms = crate::runtime::clock::now_ms() as i64;
                     if let Some(behind) = millis_behind {
                         metrics::gauge!("taxiflow_kinesis_millis_behind_latest", "shard" => shard.clone()).set(behind as f64);
                         let age = if behind == 0 { 0 } else { records.last().and_then(|r| r.2).map_or(behind, |t| (now_ms - t).max(0)) };

@@ -213,10 +213,6 @@ struct State {
     pending: BTreeMap<String, u64>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 impl SinkConnector for PartFileSink {
     fn describe(&self) -> String {
         let partitions = self.partition_by.as_ref().map_or_else(|| "default".to_string(), |p| p.join(","));
@@ -325,7 +321,7 @@ impl PartFiles {
 
     /// Writes `_SUCCESS` in every pending partition whose delay has passed (`all`: in every pending one).
     fn write_markers(&mut self, all: bool) -> anyhow::Result<()> {
-        let now = now_ms();
+        let now = crate::runtime::clock::now_ms();
         let due: Vec<String> = self.state.pending.iter().filter(|(_, since)| all || now >= **since + self.commit_delay_ms).map(|(d, _)| d.clone()).collect();
         if due.is_empty() {
             return Ok(());
@@ -352,7 +348,7 @@ impl PartFiles {
         }
         // The delay counts from the publication (after its log line), as Flink's committer counts from the
         // checkpoint that made the files visible.
-        let now = now_ms();
+        let now = crate::runtime::clock::now_ms();
         for dir in std::mem::take(&mut self.state.staged_partitions) {
             self.state.pending.entry(dir).or_insert(now);
         }
@@ -371,7 +367,7 @@ impl PartFiles {
         // The bytes move into the requests; the files keep their directories for the markers.
         self.runtime.block_on(futures::future::try_join_all(files.iter_mut().map(|f| store.put(format!("{}/{}", f.dir, f.name), std::mem::take(&mut f.bytes)))))?;
         metrics::counter!("taxiflow_part_files_total").increment(files.len() as u64);
-        let now = now_ms();
+        let now = crate::runtime::clock::now_ms();
         for dir in Self::partitions(&files) {
             self.state.pending.entry(dir).or_insert(now);
         }

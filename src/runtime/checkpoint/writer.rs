@@ -98,7 +98,7 @@ impl CheckpointWriter {
             sources: self.sources.clone(),
             windows: self.windows.iter().map(|((operator, _), state)| (operator.clone(), state.clone())).collect(),
             sink,
-            created_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            created_ms: crate::runtime::clock::now_ms(),
         };
         let size = self.store.write(&checkpoint)?;
         let state_bytes: usize = checkpoint.windows.iter().map(|(_, s)| s.len()).sum::<usize>() + checkpoint.sources.len() * std::mem::size_of::<SourcePosition>();
