@@ -173,7 +173,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     let spacing_us = args.event_spacing.as_nanos() as f64 / 1000.0;
     let start = match &args.start_time {
         Some(t) => start_ms(t, devices)?,
-        None if devices => chrono::Utc::now().timestamp_millis(),
+        None if devices => crate::runtime::clock::now_ms() as i64,
         None => local_now_us() / 1000,
     };
     let disorder = args.max_disorder.map_or(0, |d| d.as_millis() as u64);

@@ -335,7 +335,6 @@ impl Board {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
