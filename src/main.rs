@@ -5,8 +5,9 @@
 /// often freed on another after an exchange). Vector and Arroyo replace the system allocator for the same reason
 /// (jemalloc). Its version 2 (the crate's `v2` feature), not 3: version 3 keeps freed memory for 1 s before it
 /// returns it to the system (`purge_delay` 1000 ms, against 10 ms), which measured, in one run of each alternately
-/// on this machine, 81–89 instead of 71–75 MB of peak RSS for the page-view bench log (`-w 2`) and 407–413 instead
-/// of 362–379 MB for the alerts bench file (`-w 2`), at the same speed (alerts: 3.77–3.85 s against 3.29–4.44 s).
+/// on this machine, 79.5–87.0 instead of 69.4–73.8 MiB of peak RSS for the page-view bench log (`-w 2`) and
+/// 397.4–403.3 instead of 353.3–370.2 MiB for the alerts bench file (`-w 2`), at the same speed (alerts: 3.77–3.85 s
+/// against 3.29–4.44 s).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -54,9 +54,9 @@ impl<F> Split<F> {
 /// Byte ranges of a chained file (a watermark derived from event times) are at most this long: a range read ahead
 /// of the one before it is held in memory, decoded, until that one finishes, and is then sent on as one batch.
 /// 1 MiB instead of 4 MiB: measured on the 2M-line page-view bench log (`-w 2`, glibc's malloc), a heap peak of
-/// 50.6 MB became 29.0 MB (the read-ahead's records 7.9 → 2.0 MB, its batch 5.2 → 1.3 MB, the batch's copies in
-/// the channels 6.9 MB → under 1 MB) and peak RSS 71–75 MB became 54–56 MB, in the same time (2.1 s); the output
-/// is byte-identical.
+/// 50.6 MB became 29.0 MB (heaptrack: the read-ahead's records 7.9 → 2.0 MB, its batch 5.2 → 1.3 MB, and the
+/// batch's copies in the channels, 6.9 MB before, no longer among the largest allocations) and peak RSS 69.4–73.6
+/// MiB became 52.5–54.6 MiB, in the same time (2.06–2.16 s); the output is byte-identical.
 pub const CHAINED_SPLIT_BYTES: u64 = 1 << 20;
 
 /// How files are cut into byte ranges.
