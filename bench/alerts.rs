@@ -16,8 +16,15 @@
 //!    generate devices --rate 50000/s` into the event topic; then, for every alert, the time from its triggering
 //!    event's broker timestamp to the alert's broker timestamp (both topics `message.timestamp.type=LogAppendTime`
 //!    when the broker takes it, else the producers' CreateTime): p50, p99, max. `--latency-only` skips steps 2–3;
-//!    `--latency-workers` sets the job's `-w` (default 2), and `--latency-job-args` adds flags to the job (split on
-//!    spaces, e.g. `--kafka-config linger.ms=5`) for experiments.
+//!    `--latency-workers` sets the job's `-w` (default 2), and `--latency-job-args` sets the flags added to the job
+//!    (split on spaces; default [`PACED_FETCHES`], `''` for librdkafka's defaults).
+//!
+//! The local broker (noida-db) answers a fetch at once even when it has nothing new, where Kafka holds it for
+//! `fetch.wait.max.ms` (500 ms) unless `fetch.min.bytes` arrive: librdkafka then fetches again at once, and with
+//! the consumer of each worker doing so, the broker and the job's fetcher threads took about 2 of this machine's 2
+//! cores while nothing was produced (the broker 90–100 %, each consumer's broker thread 55–65 %). [`PACED_FETCHES`]
+//! paces the fetches in the client: a partition is fetched again only when the records of its last fetch were
+//! polled, and its next fetch waits 1 ms.
 
 mod common;
 
@@ -125,6 +132,13 @@ fn main() {
     }
 }
 
+/// The job's flags in the latency run unless `--latency-job-args` replaces them: librdkafka fetches a partition
+/// only while fewer than `queued.min.messages` of its records wait to be polled, and otherwise checks again after
+/// `fetch.queue.backoff.ms` (librdkafka CONFIGURATION.md), so a fetch is sent once the last one's records were polled
+/// and at most every millisecond per partition while records arrive. (A broker answering empty fetches at once
+/// still gets them back to back while the topic is idle.)
+const PACED_FETCHES: &str = "--kafka-config queued.min.messages=1 --kafka-config fetch.queue.backoff.ms=1";
+
 /// The paced Kafka run of step 4; returns its report line.
 fn latency(bench: &Bench, taxiflow: &std::path::Path, url: &str, events: u64) -> String {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -143,7 +157,7 @@ fn latency(bench: &Bench, taxiflow: &std::path::Path, url: &str, events: u64) ->
     assert!(created.iter().all(Result::is_ok), "topics: {created:?}");
     let log = dir.path().join("alerts.log");
     let workers = bench.arg("--latency-workers").unwrap_or_else(|| "2".into());
-    let extra = bench.arg("--latency-job-args").unwrap_or_default();
+    let extra = bench.arg("--latency-job-args").unwrap_or_else(|| PACED_FETCHES.into());
     let mut job = common::KillOnDrop(
         Command::new(taxiflow)
             .args(["run", "alerts", "-w", &workers, "--rules", url, "--sla", url, "--max-out-of-orderness", "0", "--group", "latency"])
