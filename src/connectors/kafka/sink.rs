@@ -321,6 +321,13 @@ impl KafkaSink {
             .with_context(|| format!("--sink {url}: cannot create a producer"))?;
         let mut sink = KafkaSink { producer, topic: topic.clone(), failures, partitions: 0 };
         sink.partitions = sink.check_topic(&topic.topic, timeout, "--sink")?;
+        // The idempotent producer asks for its producer id after each metadata response, or else every 500 ms
+        // (librdkafka's PID timer, rdkafka_idempotence.c), from a broker whose connection is up. The first response
+        // comes over the bootstrap connection, which librdkafka then closes for the brokers the metadata names: the
+        // id, and every message produced until then, waited up to 0.5 s for the timer (a run's first alerts at
+        // 50k events/s arrived 0.4 s late). A second request, answered over the named broker's connection, gets
+        // the id before the first message.
+        sink.check_topic(&topic.topic, timeout, "--sink")?;
         Ok(sink)
     }
 
