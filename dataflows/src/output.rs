@@ -258,55 +258,139 @@ pub struct Origin {
     pub record: String,
 }
 
-/// An [`Origin`] packed into one allocation, for records that keep where they were read
-/// ([`crate::job::EventTime::KEEPS_ORIGIN`]): a record of the alert or dispatch job carries one from the source to
-/// the operator that may find it redelivered, so packing makes it one allocation and one copy of the record per
-/// event instead of three allocations and a UTF-8 conversion (the conversion is done by [`PackedOrigin::unpack`],
-/// for the rare dead letter). Layout: line (u64 LE), offset (u64 LE), source length in bytes (u32 LE), the source,
-/// the record's bytes as read.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PackedOrigin(Box<[u8]>);
+/// Where a record was read, for records that keep it ([`crate::job::EventTime::KEEPS_ORIGIN`]): a record of the
+/// alert or dispatch job carries one from the source to the operator that may find it redelivered. The origins of
+/// one source batch share one [`OriginChunk`] (its records' bytes in one buffer, each source named once), so that
+/// keeping them costs a reference count per record instead of an allocation and a copy of the source's name
+/// (the UTF-8 conversion is done by [`PackedOrigin::unpack`], for the rare dead letter). Serialized (checkpoints)
+/// as one record's bytes: line (u64 LE), offset (u64 LE), source length in bytes (u32 LE), the source, the
+/// record's bytes as read.
+#[derive(Clone)]
+pub struct PackedOrigin {
+    chunk: std::sync::Arc<OriginChunk>,
+    index: u32,
+}
+
+/// The origins of a batch of records ([`OriginsBuilder`] makes one).
+#[derive(Debug, Default)]
+pub struct OriginChunk {
+    /// Per record: 1-based line (0 for streams), byte or Kafka offset, index into `sources`, start of its bytes in
+    /// `bytes` (they end where the next record's start).
+    entries: Vec<(u64, u64, u32, u32)>,
+    /// The sources named by the entries (a path, `kafka://TOPIC/PARTITION`, …).
+    sources: Vec<Box<str>>,
+    /// The records' bytes as read, one after the other.
+    bytes: Vec<u8>,
+}
+
+/// Collects the origins of a source batch in the order its records are accepted; [`OriginsBuilder::finish`]
+/// gives the chunk whose entry `i` is the origin of the batch's record `i`.
+#[derive(Debug, Default)]
+pub struct OriginsBuilder(OriginChunk);
+
+impl OriginsBuilder {
+    /// Appends where the next record was read: `source`, the 1-based `line` (0 for streams), the byte or Kafka
+    /// `offset`, and the `record`'s bytes.
+    ///
+    /// # Panics
+    /// A batch of 4 GiB or more of records.
+    pub fn push(&mut self, source: &str, line: u64, offset: u64, record: &[u8]) {
+        let chunk = &mut self.0;
+        if chunk.sources.last().is_none_or(|s| **s != *source) {
+            chunk.sources.push(source.into());
+        }
+        let start = u32::try_from(chunk.bytes.len()).expect("a source batch under 4 GiB");
+        chunk.entries.push((line, offset, chunk.sources.len() as u32 - 1, start));
+        chunk.bytes.extend_from_slice(record);
+    }
+
+    /// How many origins it holds.
+    pub fn len(&self) -> usize {
+        self.0.entries.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.0.entries.is_empty()
+    }
+
+    /// The origins collected so far, shared, one [`PackedOrigin`] per record in order; the builder is left empty.
+    pub fn finish(&mut self) -> impl Iterator<Item = PackedOrigin> {
+        let chunk = std::sync::Arc::new(std::mem::take(&mut self.0));
+        (0..chunk.entries.len() as u32).map(move |index| PackedOrigin { chunk: chunk.clone(), index })
+    }
+}
 
 impl PackedOrigin {
-    const HEADER: usize = 20;
-
-    /// Packs where a record was read: `source` (a path, `kafka://TOPIC/PARTITION`, …), the 1-based `line` (0 for
-    /// streams), the byte or Kafka `offset`, and the `record`'s bytes.
+    /// One record's origin in a chunk of its own: `source` (a path, `kafka://TOPIC/PARTITION`, …), the 1-based
+    /// `line` (0 for streams), the byte or Kafka `offset`, and the `record`'s bytes.
     pub fn new(source: &str, line: u64, offset: u64, record: &[u8]) -> PackedOrigin {
-        let mut bytes = Vec::with_capacity(Self::HEADER + source.len() + record.len());
-        bytes.extend_from_slice(&line.to_le_bytes());
-        bytes.extend_from_slice(&offset.to_le_bytes());
-        bytes.extend_from_slice(&(source.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(source.as_bytes());
-        bytes.extend_from_slice(record);
-        PackedOrigin(bytes.into_boxed_slice())
+        let mut builder = OriginsBuilder::default();
+        builder.push(source, line, offset, record);
+        builder.finish().next().expect("one origin")
     }
 
     /// The [`Origin`] it holds (the record as lossy UTF-8).
     pub fn unpack(&self) -> Origin {
-        let (source, record) = self.source_and_record();
-        Origin { source: String::from_utf8_lossy(source).into_owned(), line: self.word(0), offset: self.word(8), record: String::from_utf8_lossy(record).into_owned() }
+        let (line, offset, source, record) = self.parts();
+        Origin { source: String::from_utf8_lossy(source).into_owned(), line, offset, record: String::from_utf8_lossy(record).into_owned() }
     }
 
     /// Its place in the order records were read: (source, offset).
     pub fn position(&self) -> (&[u8], u64) {
-        (self.source_and_record().0, self.word(8))
+        let (_, offset, source, _) = self.parts();
+        (source, offset)
     }
 
-    /// The u64 of the header at byte `at` (0: line, 8: offset).
-    fn word(&self, at: usize) -> u64 {
-        u64::from_le_bytes(self.0[at..at + 8].try_into().expect("8 bytes"))
-    }
-
-    /// The source's bytes and the record's.
-    fn source_and_record(&self) -> (&[u8], &[u8]) {
-        let source_len = u32::from_le_bytes(self.0[16..Self::HEADER].try_into().expect("4 bytes")) as usize;
-        self.0[Self::HEADER..].split_at(source_len)
+    /// (line, offset, source, record bytes).
+    fn parts(&self) -> (u64, u64, &[u8], &[u8]) {
+        let chunk = &*self.chunk;
+        let i = self.index as usize;
+        let (line, offset, source, start) = chunk.entries[i];
+        let end = chunk.entries.get(i + 1).map_or(chunk.bytes.len(), |e| e.3 as usize);
+        (line, offset, chunk.sources[source as usize].as_bytes(), &chunk.bytes[start as usize..end])
     }
 
     /// The origin of `packed`, or the empty [`Origin::default`] when unknown.
     pub fn unpack_or_default(packed: Option<&PackedOrigin>) -> Origin {
         packed.map_or_else(Origin::default, PackedOrigin::unpack)
+    }
+}
+
+impl PartialEq for PackedOrigin {
+    fn eq(&self, other: &PackedOrigin) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for PackedOrigin {}
+
+impl Serialize for PackedOrigin {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (line, offset, source, record) = self.parts();
+        let mut bytes = Vec::with_capacity(20 + source.len() + record.len());
+        bytes.extend_from_slice(&line.to_le_bytes());
+        bytes.extend_from_slice(&offset.to_le_bytes());
+        bytes.extend_from_slice(&(source.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(source);
+        bytes.extend_from_slice(record);
+        bytes.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for PackedOrigin {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<PackedOrigin, D::Error> {
+        use serde::de::Error;
+        let bytes: Vec<u8> = Deserialize::deserialize(deserializer)?;
+        let word = |at: usize| bytes.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        let source_len = bytes.get(16..20).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+        match (word(0), word(8), source_len) {
+            (Some(line), Some(offset), Some(n)) if bytes.len() >= 20 + n => {
+                let source = std::str::from_utf8(&bytes[20..20 + n]).map_err(D::Error::custom)?;
+                Ok(PackedOrigin::new(source, line, offset, &bytes[20 + n..]))
+            }
+            _ => Err(D::Error::custom("a packed origin shorter than its header")),
+        }
     }
 }
 
@@ -413,6 +497,26 @@ mod tests {
         assert_eq!(PackedOrigin::unpack_or_default(None), Origin::default());
         let bytes = bincode::serialize(&packed).unwrap();
         assert_eq!(bincode::deserialize::<PackedOrigin>(&bytes).unwrap(), packed, "it travels between processes");
+        assert_eq!(bincode::serialize(&Box::<[u8]>::from(&bytes[8..])).unwrap(), bytes, "checkpoints of the one-allocation layout still restore");
+    }
+
+    #[test]
+    fn the_origins_of_a_batch_share_one_chunk_and_each_gives_back_its_own() {
+        let mut builder = OriginsBuilder::default();
+        let read = [("a.jsonl", 1, 0, &b"first"[..]), ("a.jsonl", 2, 6, b""), ("kafka://t/0", 0, 41, b"third \xff"), ("a.jsonl", 3, 7, b"x")];
+        for (source, line, offset, record) in read {
+            builder.push(source, line, offset, record);
+        }
+        assert_eq!(builder.len(), 4);
+        let origins: Vec<PackedOrigin> = builder.finish().collect();
+        assert!(builder.is_empty(), "the builder starts the next batch empty");
+        assert_eq!(origins.len(), 4);
+        for (origin, (source, line, offset, record)) in origins.iter().zip(read) {
+            assert_eq!(*origin, PackedOrigin::new(source, line, offset, record), "{source}:{line}");
+            let bytes = bincode::serialize(origin).unwrap();
+            assert_eq!(bincode::deserialize::<PackedOrigin>(&bytes).unwrap().unpack(), origin.unpack());
+        }
+        assert_ne!(origins[0], origins[3]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use taxiflow_dataflows::epoch::{time, CheckpointPart, Time};
 use taxiflow_dataflows::job::{Decoded, EventTime, Job};
-use taxiflow_dataflows::output::PackedOrigin;
+use taxiflow_dataflows::output::OriginsBuilder;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -45,11 +45,14 @@ pub struct SourceBatch<R> {
     pub dead_letters: Vec<DeadLetter>,
     /// Counts of this batch.
     pub counts: Counts,
+    /// Where each of `records` was read, when the job's records keep it ([`EventTime::KEEPS_ORIGIN`]); given to
+    /// them, one shared chunk per batch, when the batch is sent.
+    origins: OriginsBuilder,
 }
 
 impl<R> Default for SourceBatch<R> {
     fn default() -> Self {
-        SourceBatch { records: Vec::new(), dead_letters: Vec::new(), counts: Counts::default() }
+        SourceBatch { records: Vec::new(), dead_letters: Vec::new(), counts: Counts::default(), origins: OriginsBuilder::default() }
     }
 }
 
@@ -69,14 +72,14 @@ impl<R: EventTime> SourceBatch<R> {
     pub fn accept_with<'a, 'r>(&mut self, decoded: Result<Decoded<R>, String>, clock: &mut PartitionWatermark, floor: u64, raw: impl FnOnce() -> Cow<'r, [u8]>, at: impl FnOnce() -> Position<'a>) {
         self.counts.records_read += 1;
         match decoded {
-            Ok(Decoded::Record(mut record)) => {
+            Ok(Decoded::Record(record)) => {
                 self.counts.records += 1;
                 let t = record.event_time();
                 match clock.observe_record(t) {
                     Ok(()) if clock.due(t) >= floor => {
                         if R::KEEPS_ORIGIN {
                             let at = at();
-                            record.set_origin(PackedOrigin::new(&at.source, at.line, at.offset, &raw()));
+                            self.origins.push(&at.source, at.line, at.offset, &raw());
                         }
                         self.records.push(record)
                     }
@@ -205,7 +208,7 @@ pub struct SourceOutputs<R: 'static> {
     rate_limit: Option<(f64, std::time::Instant, u64)>,
 }
 
-impl<R: 'static> SourceOutputs<R> {
+impl<R: EventTime + 'static> SourceOutputs<R> {
     /// The source's capability event time: no record it sends may have a due time earlier than this. `None` once
     /// finished.
     pub fn floor(&self) -> Option<u64> {
@@ -215,6 +218,12 @@ impl<R: 'static> SourceOutputs<R> {
     /// Sends the batch's records and dead letters at the capability, adds its counts to the worker's counts and
     /// to the Prometheus counters, and leaves the batch empty.
     pub fn send(&mut self, batch: &mut SourceBatch<R>) {
+        if R::KEEPS_ORIGIN {
+            debug_assert_eq!(batch.origins.len(), batch.records.len(), "an origin per record");
+            for (record, origin) in batch.records.iter_mut().zip(batch.origins.finish()) {
+                record.set_origin(origin);
+            }
+        }
         if let Some([record_cap, dead_cap, _]) = &self.caps {
             if !batch.records.is_empty() {
                 self.records.activate().session(record_cap).give_container(&mut batch.records);
