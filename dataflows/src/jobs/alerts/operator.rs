@@ -155,7 +155,7 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
             }
             let mut evaluated: Vec<(Time, Vec<Row>)> = Vec::new();
             let ready = pending.first_key_value().is_some_and(|(t, _)| *t < passed);
-            if let Some(floor) = caps.floor.as_ref().filter(|_| ready && last_pass != (passed, limit)) {
+            if caps.floor.is_some() && ready && last_pass != (passed, limit) {
                 last_pass = (passed, limit);
                 let later = pending.split_off(&passed);
                 let mut batch: Vec<Waiting> = std::mem::replace(&mut pending, later).into_values().flatten().collect();
@@ -171,7 +171,7 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
                     let key = (event.device, event.time, event.id.clone());
                     if previous.as_ref() == Some(&key) {
                         let origin = PackedOrigin::unpack_or_default(event.origin.as_ref());
-                        duplicates.push((time(event.time, w.epoch.max(done + 1)), dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(event.time), None, None)));
+                        duplicates.push((time(event.time, w.epoch.max(done + 1)), vec![dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(event.time), None, None)]));
                         continue;
                     }
                     previous = Some(key);
@@ -208,10 +208,7 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
                 }
                 if !duplicates.is_empty() {
                     counters.add(DUPLICATES, duplicates.len() as u64);
-                    let mut output = rows_output.activate();
-                    for (t, row) in duplicates {
-                        output.session(&floor.delayed(&t)).give(row);
-                    }
+                    emit(&mut rows_output, &caps, duplicates);
                 }
             }
             match enrich(job.sla.as_ref(), &mut evaluated) {
@@ -238,12 +235,21 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
 /// How soon an activation whose device settings could not be looked up asks again.
 const LOOKUP_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Emits `batches` of messages at their times.
-fn emit(output: &mut OutputBuilder<Time, CapacityContainerBuilder<Vec<Row>>>, caps: &EpochCaps, batches: Vec<(Time, Vec<Row>)>) {
+/// Emits `batches` of messages at their times, one session per distinct time (the batches come in device order,
+/// and a session per batch made a container per message for the sink's exchange).
+fn emit(output: &mut OutputBuilder<Time, CapacityContainerBuilder<Vec<Row>>>, caps: &EpochCaps, mut batches: Vec<(Time, Vec<Row>)>) {
     let Some(floor) = &caps.floor else { return };
+    // Stable: the messages of one time keep their evaluation order.
+    batches.sort_by_key(|(t, _)| (t.outer, t.inner));
     let mut output = output.activate();
-    for (t, rows) in batches {
-        output.session(&floor.delayed(&t)).give_iterator(rows.into_iter());
+    let mut batches = batches.into_iter().peekable();
+    while let Some((t, rows)) = batches.next() {
+        let cap = floor.delayed(&t);
+        let mut session = output.session(&cap);
+        session.give_iterator(rows.into_iter());
+        while let Some((_, rows)) = batches.next_if(|(next, _)| *next == t) {
+            session.give_iterator(rows.into_iter());
+        }
     }
 }
 
