@@ -218,8 +218,9 @@ impl<R: EventTime + 'static> SourceOutputs<R> {
     /// Sends the batch's records and dead letters at the capability, adds its counts to the worker's counts and
     /// to the Prometheus counters, and leaves the batch empty.
     pub fn send(&mut self, batch: &mut SourceBatch<R>) {
-        if R::KEEPS_ORIGIN {
-            debug_assert_eq!(batch.origins.len(), batch.records.len(), "an origin per record");
+        debug_assert!(!R::KEEPS_ORIGIN || batch.origins.len() == batch.records.len(), "an origin per record");
+        // Not for an empty batch: an idle source sends one per poll, and the chunk is an allocation.
+        if R::KEEPS_ORIGIN && !batch.origins.is_empty() {
             for (record, origin) in batch.records.iter_mut().zip(batch.origins.finish()) {
                 record.set_origin(origin);
             }
