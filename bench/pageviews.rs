@@ -9,9 +9,10 @@
 //!    `scripts/pageviews_reference.py replicate`: the logstalgia sample (`target/test-data/logstalgia/example.log`,
 //!    fetched by `scripts/install-test-services.sh`) repeated forward in time, a copy a minute, with hosts made
 //!    distinct per copy (≥ 1M distinct per day) and 150 variants of each path (≥ 10k paths).
-//! 3. Runs `taxiflow run pageviews -w 1` and `-w 2` R times each (default 3) on the N-line file and Flink once on
-//!    it (unless `--no-flink`), checks that taxiflow's total and per-path rows equal Flink's, and prints events/s,
-//!    peak RSS and the ratios; then taxiflow alone on the M-line file, with the distinct visitors per day that the
+//! 3. Runs `taxiflow run pageviews -w 1` and `-w 2`, each also with `--no-today` (only the outputs the Flink job
+//!    has: total and by_path), R times each (default 3) on the N-line file and Flink once on it (unless
+//!    `--no-flink`), checks that taxiflow's total and per-path rows equal Flink's, and prints events/s, peak RSS and
+//!    the ratios; then taxiflow alone on the M-line file, with the distinct visitors per day that the
 //!    exact day UV holds.
 //! 4. Ships the N-line file into a local noida-db broker with `taxiflow ship --exit-when-done` (unless
 //!    `--no-ship`) and prints lines/s.
@@ -96,10 +97,12 @@ fn sample_jvm_peak(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::
     })
 }
 
-fn run_pageviews(taxiflow: &Path, dir: &Path, input: &Path, workers: &str, tag: &str) -> Measured {
+/// One run of the job with `workers` and the `extra` flags, into `DIR/pageviews-out-{tag}-w{workers}`.
+fn run_pageviews(taxiflow: &Path, dir: &Path, input: &Path, workers: &str, extra: &[&str], tag: &str) -> Measured {
     let out = dir.join(format!("pageviews-out-{tag}-w{workers}"));
     let _ = std::fs::remove_dir_all(&out);
-    measure(&format!("taxiflow -w {workers}"), Command::new(taxiflow).args(["run", "pageviews", "-w", workers, "--input"]).arg(input).arg("--sink").arg(format!("file://{}", out.display())))
+    let name = format!("taxiflow -w {workers}{}", extra.iter().map(|f| format!(" {f}")).collect::<String>());
+    measure(&name, Command::new(taxiflow).args(["run", "pageviews", "-w", workers]).args(extra).arg("--input").arg(input).arg("--sink").arg(format!("file://{}", out.display())))
 }
 
 fn table(lines: u64, runs: &[Measured], flink: Option<&(Measured, f64)>) {
@@ -124,11 +127,13 @@ fn main() {
     let (input, bytes) = replicated(&bench, lines);
     eprintln!("input: {} ({lines} lines, {:.2} GB)", input.display(), bytes as f64 / 1e9);
 
-    // 1. Against Flink on the N-line file.
-    let mut best: Vec<Option<Measured>> = vec![None, None];
+    // 1. Against Flink on the N-line file: the whole job, and the job with only the outputs the Flink job has
+    //    (total and by_path: `--no-today`).
+    let configs: [(&str, &[&str], &str); 4] = [("1", &[], "small"), ("2", &[], "small"), ("1", &["--no-today"], "flink-outputs"), ("2", &["--no-today"], "flink-outputs")];
+    let mut best: Vec<Option<Measured>> = configs.iter().map(|_| None).collect();
     for _ in 0..repeats {
-        for (i, w) in ["1", "2"].into_iter().enumerate() {
-            let m = run_pageviews(&taxiflow, &dir, &input, w, "small");
+        for (i, (w, extra, tag)) in configs.into_iter().enumerate() {
+            let m = run_pageviews(&taxiflow, &dir, &input, w, extra, tag);
             eprintln!("{}: {:.2} s, {:.1} MiB", m.name, m.seconds, m.peak_rss_kib as f64 / 1024.0);
             if best[i].as_ref().is_none_or(|b| m.seconds < b.seconds) {
                 best[i] = Some(m);
@@ -149,8 +154,10 @@ fn main() {
         eprintln!("flink: python process peak RSS {:.1} MiB, mini-cluster JVM peak RSS {:.1} MiB", m.peak_rss_kib as f64 / 1024.0, jvm as f64 / 1024.0);
         m.peak_rss_kib = m.peak_rss_kib.max(jvm);
         let net_ms: f64 = m.stderr.split_whitespace().find_map(|w| w.strip_prefix("job_net_runtime_ms=")).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
-        let (ours, theirs) = (taxiflow_rows(&dir.join("pageviews-out-small-w2")), flink_rows(&out));
+        let theirs = flink_rows(&out);
+        let ours = taxiflow_rows(&dir.join("pageviews-out-small-w2"));
         assert!(ours == theirs, "taxiflow's rows differ from Flink's ({} vs {} rows)", ours.len(), theirs.len());
+        assert!(taxiflow_rows(&dir.join("pageviews-out-flink-outputs-w2")) == theirs, "taxiflow's rows with --no-today differ from Flink's");
         eprintln!("same {} total and per-path rows as Flink", ours.len());
         flink = Some((m, net_ms / 1000.0));
     }
@@ -166,7 +173,7 @@ fn main() {
     let (big_input, big_bytes) = replicated(&bench, big);
     let mut big_runs = Vec::new();
     for w in ["1", "2"] {
-        big_runs.push(run_pageviews(&taxiflow, &dir, &big_input, w, "big"));
+        big_runs.push(run_pageviews(&taxiflow, &dir, &big_input, w, &[], "big"));
     }
     println!("\n{big} lines ({:.2} GB), one run each\n", big_bytes as f64 / 1e9);
     table(big, &big_runs, None);

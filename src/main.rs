@@ -7,7 +7,8 @@
 /// returns it to the system (`purge_delay` 1000 ms, against 10 ms), which measured, in one run of each alternately
 /// on this machine, 79.5–87.0 instead of 69.4–73.8 MiB of peak RSS for the page-view bench log (`-w 2`) and
 /// 397.4–403.3 instead of 353.3–370.2 MiB for the alerts bench file (`-w 2`), at the same speed (alerts: 3.77–3.85 s
-/// against 3.29–4.44 s).
+/// against 3.29–4.44 s). A job may shorten the delay when it starts (`taxiflow::runtime::allocator`: the page-view
+/// job, measured by its memory, purges at once).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -149,6 +149,11 @@ fn the_logstalgia_sample_equals_the_flink_baseline_and_the_reference() {
             assert_eq!(as_baseline_rows(&out, "by_path"), csv_rows(&flink.join("by-path.csv")), "-w {workers}: by path equals the Flink baseline");
         }
     }
+    // Without the today output (`--no-today`): the same window rows, and no today file.
+    let out = dir.path().join("no-today");
+    pageviews(&strings(&["-w", "2", "--no-today", "--input", sample.to_str().unwrap(), "--sink", &format!("file://{}", out.display())]));
+    assert_outputs_equal(&out, &expected, &["total", "by_path"], "--no-today");
+    assert!(out.join("total.jsonl").exists() && !out.join("today.jsonl").exists(), "--no-today writes no today output");
     let total = common::read_jsonl(&dir.path().join("w1"), "total");
     assert_eq!(total.len(), 5, "the sample has 5 windows");
     assert_eq!(total.iter().map(|d| d["pv"].as_u64().unwrap()).sum::<u64>(), 3260, "every line is a page view");

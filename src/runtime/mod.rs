@@ -2,8 +2,10 @@
 //! every source runs in ([`source_shell`]) with per-partition watermarks and the job's lateness rule
 //! ([`watermark`]), dead letters ([`dead_letter`]), the sink operator that releases rows and commits checkpoints
 //! ([`sink_operator`]), checkpoints ([`checkpoint`]), the stop signal ([`shutdown`]), the summary ([`summary`]),
-//! Prometheus metrics ([`metrics`]), the timely worker configuration ([`workers`]) and the wall clock ([`clock`]).
+//! Prometheus metrics ([`metrics`]), the timely worker configuration ([`workers`]), the wall clock ([`clock`]) and
+//! the allocator's purge delay ([`allocator`]).
 
+pub mod allocator;
 pub mod checkpoint;
 pub mod clock;
 pub mod dead_letter;
