@@ -4,13 +4,13 @@
 //! `StreamVec<Time, DeviceEvent>` → `StreamVec<Time, Row>` (+ checkpoint parts). Events are exchanged by the hash of
 //! `DeviceNumber` and wait in buckets by event time, in arrival order. Once the input frontier's event time passes
 //! an event's time (every earlier event of its device has arrived: lateness is record-level), the events it passed
-//! are sorted by `(device, time, ID, place read)` and evaluated for each device in event order `(time, ID)`, as
-//! `docs/jobs/alerts.md` §1 requires, through every rule's state machine ([`super::machine`]). Messages travel at
-//! their event time, so the sink releases them when the frontier passes it. An event with the same `(time, ID)` as
-//! another pending event of its device that was read before it (a smaller offset of the same source; otherwise
-//! by source, then arrival) is a redelivery: a `duplicate` dead letter at the event's own timestamp
-//! (both are pending together: a redelivery that arrives after its original was evaluated is behind the watermark,
-//! so late).
+//! are evaluated bucket by bucket in event time, each bucket sorted by `(device, ID, place read)`: for each device
+//! in event order `(time, ID)`, as `docs/jobs/alerts.md` §1 requires, through every rule's state machine
+//! ([`super::machine`]). Messages travel at their event time, so the sink releases them when the frontier passes
+//! it. An event with the same `(time, ID)` as another pending event of its device that was read before it (a
+//! smaller offset of the same source; otherwise by source, then arrival) is a redelivery: a `duplicate` dead letter
+//! at the event's own timestamp (both are pending together: a redelivery that arrives after its original was
+//! evaluated is behind the watermark, so late).
 //!
 //! # Checkpoints
 //! As Flink's aligned checkpoints hold back records behind a barrier, an event of an epoch beyond the one being
@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -158,52 +158,57 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
             if caps.floor.is_some() && ready && last_pass != (passed, limit) {
                 last_pass = (passed, limit);
                 let later = pending.split_off(&passed);
-                let mut batch: Vec<Waiting> = std::mem::replace(&mut pending, later).into_values().flatten().collect();
-                // Same (device, time, ID): the one read first in its source (the smaller offset) is the original,
-                // whichever worker read it, then arrival order.
-                batch.sort_unstable_by(|a, b| (a.event.device, a.event.time, &a.event.id).cmp(&(b.event.device, b.event.time, &b.event.id)).then_with(|| read_order(a).cmp(&read_order(b))));
+                let ready = std::mem::replace(&mut pending, later);
                 let mut duplicates = Vec::new();
-                // The previous event's (device, time, ID), and the device whose events wait for an epoch.
-                let mut previous: Option<(i64, u64, compact_str::CompactString)> = None;
-                let mut held: Option<i64> = None;
-                for w in batch {
-                    let event = w.event;
-                    let key = (event.device, event.time, event.id.clone());
-                    if previous.as_ref() == Some(&key) {
-                        let origin = PackedOrigin::unpack_or_default(event.origin.as_ref());
-                        duplicates.push((time(event.time, w.epoch.max(done + 1)), vec![dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(event.time), None, None)]));
-                        continue;
-                    }
-                    previous = Some(key);
-                    if held == Some(event.device) || w.epoch > limit {
-                        held = Some(event.device);
-                        pending.entry(event.time).or_default().push(Waiting { event, ..w });
-                        continue;
-                    }
-                    let mut messages = Vec::new();
-                    for rule in rules.iter() {
-                        let key = (event.device, rule.rule_id);
-                        let s = match machines.get_mut(&key) {
-                            Some(state) => {
-                                let s = step(rule, state, &event);
-                                if state.is_empty() {
-                                    machines.remove(&key);
+                // Devices with an event held back for a later epoch: their later events wait too (event order).
+                let mut held: FxHashSet<i64> = FxHashSet::default();
+                // Bucket by bucket in event time, so each device's events in event order (time, ID); within a bucket
+                // by (device, ID), and for the same (device, time, ID) the one read first in its source (the smaller
+                // offset) is the original, whichever worker read it, then arrival order. (Each bucket is sorted
+                // instead of all the passed events at once: no copy of them into one vector, and short sorts.)
+                for (_, mut bucket) in ready {
+                    bucket.sort_unstable_by(|a, b| (a.event.device, &a.event.id).cmp(&(b.event.device, &b.event.id)).then_with(|| read_order(a).cmp(&read_order(b))));
+                    // The previous event's (device, ID) in the bucket.
+                    let mut previous: Option<(i64, compact_str::CompactString)> = None;
+                    for w in bucket {
+                        let event = w.event;
+                        let key = (event.device, event.id.clone());
+                        if previous.as_ref() == Some(&key) {
+                            let origin = PackedOrigin::unpack_or_default(event.origin.as_ref());
+                            duplicates.push((time(event.time, w.epoch.max(done + 1)), vec![dead_letter_row(dead_letter, "duplicate".to_string(), origin, Some(event.time), None, None)]));
+                            continue;
+                        }
+                        previous = Some(key);
+                        if w.epoch > limit || (!held.is_empty() && held.contains(&event.device)) {
+                            held.insert(event.device);
+                            pending.entry(event.time).or_default().push(Waiting { event, ..w });
+                            continue;
+                        }
+                        let mut messages = Vec::new();
+                        for rule in rules.iter() {
+                            let key = (event.device, rule.rule_id);
+                            let s = match machines.get_mut(&key) {
+                                Some(state) => {
+                                    let s = step(rule, state, &event);
+                                    if state.is_empty() {
+                                        machines.remove(&key);
+                                    }
+                                    s
                                 }
-                                s
-                            }
-                            None => {
-                                let mut state = RuleState::default();
-                                let s = step(rule, &mut state, &event);
-                                if !state.is_empty() {
-                                    machines.insert(key, state);
+                                None => {
+                                    let mut state = RuleState::default();
+                                    let s = step(rule, &mut state, &event);
+                                    if !state.is_empty() {
+                                        machines.insert(key, state);
+                                    }
+                                    s
                                 }
-                                s
-                            }
-                        };
-                        message_rows(rule, event.device, s, &mut messages);
-                    }
-                    if !messages.is_empty() {
-                        evaluated.push((time(event.time, done + 1), messages));
+                            };
+                            message_rows(rule, event.device, s, &mut messages);
+                        }
+                        if !messages.is_empty() {
+                            evaluated.push((time(event.time, done + 1), messages));
+                        }
                     }
                 }
                 if !duplicates.is_empty() {
