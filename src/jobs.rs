@@ -133,10 +133,10 @@ pub const JOBS: &[JobEntry] = &[
         outputs: || PageviewsJob::new(&WindowArgs::default(), None, None).expect("the default settings are valid").outputs(),
         run: |args, invocation| {
             let mut job = pageviews_job(&args.pageviews, &args.window)?;
-            // The Redis sink keeps a HyperLogLog of each day's visitors beside the exact count (pageviews spec §4).
             // This job is measured by its memory (a twentieth of Flink's RSS, README) more than by its speed: what
             // it frees goes back to the system at once (`crate::runtime::allocator`), for about a tenth more time.
             crate::runtime::allocator::set_purge_delay_ms(0);
+            // The Redis sink keeps a HyperLogLog of each day's visitors beside the exact count (pageviews spec §4).
             job.day_visitors = job.today && crate::connectors::sink_info(invocation.sink, &taxiflow_dataflows::output::Outputs::of_job(job.outputs()))?.scheme == "redis";
             run_job(job, invocation)
         },
