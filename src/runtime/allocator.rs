@@ -2,9 +2,10 @@
 //! memory freed by the job before it returns it to the system (its `purge_delay`, mimalloc's `mimalloc.h` and
 //! "Environment Options" of its README: `MIMALLOC_PURGE_DELAY`, default 10 ms in mimalloc 2).
 //!
-//! A delay trades page faults (CPU) for peak RSS: on the page-view bench log (2M lines, `-w 2`) a delay of 0
-//! measured 54.3–55.7 instead of 69.4–73.8 MiB of peak RSS in about 10 % more time; on the alerts bench file
-//! (2M events) mimalloc 3's 1 s delay against 10 ms kept 430 instead of 337 MiB. So a job whose answer is its
+//! A delay trades page faults (CPU) for peak RSS: on the page-view bench log (2M lines, `-w 2`) this job's delay of
+//! 0, set here at start, measured 53.5–54.7 instead of 69.4–72.5 MiB of peak RSS in 2.02–2.05 instead of
+//! 1.80–1.94 s (3 alternating runs each); on the alerts bench file (2M events) mimalloc 3 with a 10 ms delay
+//! instead of its 1 s peaked at 337 instead of 430 MiB, and took 3.49 instead of 3.04 s. So a job whose answer is its
 //! memory (the page-view job's, whose state is small) purges at once, and one whose answer is its throughput (the
 //! alerts job) keeps the default. The environment variable, when set, wins over both.
 
