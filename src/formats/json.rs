@@ -4,7 +4,7 @@
 //! optionally preceded by `_index` and `_id` (not for outputs without an envelope, whose rows are messages of their
 //! own format); instants as ISO-8601 UTC text with milliseconds. Null fields are `null`, or left out where the field says so.
 
-use taxiflow_dataflows::calendar::{format_instant, format_local_date_time};
+use taxiflow_dataflows::calendar::{format_instant, format_local_date_time, instant_text};
 use taxiflow_dataflows::output::{FieldType, OutputSchema, Row, Value};
 
 /// Which members a document has besides the fields.
@@ -63,11 +63,18 @@ pub fn write_skipping(schema: &OutputSchema, row: &Row, shape: Shape, skip: &[us
         key(out, field.name);
         match (value, field.ty) {
             (Value::Null | Value::Absent, _) => out.extend_from_slice(b"null"),
-            (Value::Int(ms), FieldType::Instant) => {
-                let mut text = String::with_capacity(24);
-                format_instant(*ms, &mut text);
-                string(&text, out);
-            }
+            (Value::Int(ms), FieldType::Instant) => match instant_text(*ms) {
+                Some(text) => {
+                    out.push(b'"');
+                    out.extend_from_slice(&text);
+                    out.push(b'"');
+                }
+                None => {
+                    let mut text = String::with_capacity(32);
+                    format_instant(*ms, &mut text);
+                    string(&text, out);
+                }
+            },
             (Value::Int(ms), FieldType::LocalTimestamp) => {
                 let mut text = String::with_capacity(24);
                 format_local_date_time(*ms, 'T', &mut text);

@@ -70,6 +70,32 @@ fn read_order(w: &Waiting) -> (Option<(&[u8], u64)>, u64) {
 /// Pending events by event time (ms since the Unix epoch), each bucket in arrival order.
 type Pending = BTreeMap<u64, Vec<Waiting>>;
 
+/// The rule states of one device: `(rule_id, state)`, non-empty states only, at most one per rule, held in the map
+/// entry for up to two rules (the blog's). One map entry per device instead of one per (device, rule), and no
+/// allocation of its own: an event reads one entry, not one per rule (the map lookups were 9 % of a `-w 2` run's
+/// CPU, nearly all cache misses in a map of 100k devices; a `Vec` per device only moved the miss to its heap block).
+type DeviceRules = smallvec::SmallVec<[(i32, RuleState); 2]>;
+
+/// Runs every rule of `rules`, in their order, over `event` on its device's `states`, appending the messages to
+/// `messages`; states that end empty are dropped.
+fn evaluate(rules: &[super::rules::Rule], states: &mut DeviceRules, event: &DeviceEvent, messages: &mut Vec<Row>) {
+    for rule in rules {
+        let s = match states.iter_mut().find(|(r, _)| *r == rule.rule_id) {
+            Some((_, state)) => step(rule, state, event),
+            None => {
+                let mut state = RuleState::default();
+                let s = step(rule, &mut state, event);
+                if !state.is_empty() {
+                    states.push((rule.rule_id, state));
+                }
+                s
+            }
+        };
+        message_rows(rule, event.device, s, messages);
+    }
+    states.retain(|(_, state)| !state.is_empty());
+}
+
 /// Builds the operator (see the module documentation); `dead_letter` is the run's dead-letter output index.
 ///
 /// # Panics
@@ -80,7 +106,7 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
     let (index, peers) = (scope.index() as u64, scope.peers() as u64);
     let job = job.clone();
     let counters = counters.clone();
-    let mut machines: HashMap<(i64, i32), RuleState> = HashMap::default();
+    let mut machines: HashMap<i64, DeviceRules> = HashMap::default();
     let mut pending: Pending = BTreeMap::new();
     let mut arrivals: u64 = 0;
     let rules_at_start = job.rules.current().1;
@@ -88,7 +114,7 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
         let part: AlertState = bincode::deserialize(bytes).unwrap_or_else(|e| panic!("checkpointed state of {OPERATOR} does not match this job: {e}"));
         for ((device, rule), state) in part.machines {
             if key_hash(&device) % peers == index && rules_at_start.iter().any(|r| r.rule_id == rule) {
-                machines.insert((device, rule), state);
+                machines.entry(device).or_default().push((rule, state));
             }
         }
         for event in part.pending {
@@ -150,7 +176,10 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
             // The rules in force; after a change, the states of rules that are gone are dropped.
             let (version, rules) = job.rules.current();
             if version != rules_version {
-                machines.retain(|(_, rule), _| rules.iter().any(|r| r.rule_id == *rule));
+                machines.retain(|_, states| {
+                    states.retain(|(rule, _)| rules.iter().any(|r| r.rule_id == *rule));
+                    !states.is_empty()
+                });
                 rules_version = version;
             }
             let mut evaluated: Vec<(Time, Vec<Row>)> = Vec::new();
@@ -185,26 +214,20 @@ pub fn alert_rows<'s>(events: StreamVec<'s, Time, DeviceEvent>, job: &AlertsJob,
                             continue;
                         }
                         let mut messages = Vec::new();
-                        for rule in rules.iter() {
-                            let key = (event.device, rule.rule_id);
-                            let s = match machines.get_mut(&key) {
-                                Some(state) => {
-                                    let s = step(rule, state, &event);
-                                    if state.is_empty() {
-                                        machines.remove(&key);
-                                    }
-                                    s
+                        match machines.get_mut(&event.device) {
+                            Some(states) => {
+                                evaluate(&rules, states, &event, &mut messages);
+                                if states.is_empty() {
+                                    machines.remove(&event.device);
                                 }
-                                None => {
-                                    let mut state = RuleState::default();
-                                    let s = step(rule, &mut state, &event);
-                                    if !state.is_empty() {
-                                        machines.insert(key, state);
-                                    }
-                                    s
+                            }
+                            None => {
+                                let mut states = DeviceRules::new();
+                                evaluate(&rules, &mut states, &event, &mut messages);
+                                if !states.is_empty() {
+                                    machines.insert(event.device, states);
                                 }
-                            };
-                            message_rows(rule, event.device, s, &mut messages);
+                            }
                         }
                         if !messages.is_empty() {
                             evaluated.push((time(event.time, done + 1), messages));
@@ -259,9 +282,9 @@ fn emit(output: &mut OutputBuilder<Time, CapacityContainerBuilder<Vec<Row>>>, ca
 }
 
 /// The state of epoch `e`: every rule state, and the pending events read in epochs `≤ e`.
-fn snapshot(machines: &HashMap<(i64, i32), RuleState>, pending: &Pending, e: u64) -> Vec<u8> {
+fn snapshot(machines: &HashMap<i64, DeviceRules>, pending: &Pending, e: u64) -> Vec<u8> {
     let mut state = AlertState {
-        machines: machines.iter().map(|(k, v)| (*k, v.clone())).collect(),
+        machines: machines.iter().flat_map(|(device, states)| states.iter().map(|(rule, s)| ((*device, *rule), s.clone()))).collect(),
         pending: pending.values().flatten().filter(|w| w.epoch <= e).map(|w| w.event.clone()).collect(),
     };
     state.machines.sort_by_key(|(k, _)| *k);
