@@ -21,9 +21,20 @@ pub struct Measured {
     pub stdout: String,
 }
 
+/// This process's own peak RSS, KiB (`VmHWM`).
+fn own_peak_rss_kib() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+}
+
 /// Runs a command to completion and returns its wall time and peak resident set size (from `wait4`).
+///
+/// The child's peak is at least this process's own peak when it was started: Linux carries the larger of the old
+/// and the new address space's high-water mark across `execve`, and the old one is this process's. A run whose
+/// figure is not above that is reported with a warning: keep the benchmark process small (stream what it reads).
 #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also reports the child's peak RSS
 pub fn measure(name: &str, cmd: &mut Command) -> Measured {
+    let own_peak = own_peak_rss_kib();
     let out = tempfile::NamedTempFile::new().unwrap();
     let err = tempfile::NamedTempFile::new().unwrap();
     let start = Instant::now();
@@ -34,6 +45,9 @@ pub fn measure(name: &str, cmd: &mut Command) -> Measured {
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let seconds = start.elapsed().as_secs_f64();
     assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{name} failed: {}", std::fs::read_to_string(err.path()).unwrap_or_default());
+    if usage.ru_maxrss <= own_peak {
+        eprintln!("warning: {name}: its peak RSS ({} KiB) is not above the benchmark process's own ({own_peak} KiB), which it inherits: the figure is an upper bound", usage.ru_maxrss);
+    }
     Measured {
         name: name.to_string(),
         seconds,
