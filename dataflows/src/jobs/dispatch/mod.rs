@@ -190,7 +190,8 @@ pub struct MessagesState {
 /// still to process are past a revoke time, any record of that alert still to come is late (its event time,
 /// `alert_time` or `revoke_time`, is at most the revoke time, so at or behind the watermark of every partition:
 /// the source dead-letters it), so nothing can ask for the entry again. Without this, `closed` held every alert
-/// ever revoked: 1.2M entries, about 150 MB, after 10M device events, growing for as long as the job runs.
+/// ever revoked, growing for as long as the job ran: 1.2M ids after the 2.55M alert records of 10M device events,
+/// where dropping them took the peak RSS of `-w 1` from 706 to 591 MiB.
 type Expiry = BTreeMap<u64, Vec<String>>;
 
 /// Drops the entries of `closed` and `early_revokes` whose revoke time is before `bound` (see [`Expiry`]).
