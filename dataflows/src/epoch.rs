@@ -177,6 +177,39 @@ impl EpochCaps {
     }
 }
 
+/// Test support for the jobs' keyed operators: runs a dataflow of the runner's time shape (event time × epoch in an
+/// iterative scope) to its end. `build` gets the records of a scripted source, whose `script(activation, caps,
+/// output)` runs at every activation (counted from 1) with the source's capabilities (the initial one, at (0, 0),
+/// first), until it leaves none.
+#[cfg(test)]
+pub(crate) fn run_scripted<D, S, B>(mut script: S, build: B)
+where
+    D: Clone + Send + 'static,
+    S: FnMut(usize, &mut Vec<Capability<Time>>, &mut timely::dataflow::operators::generic::OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<D>>>) + Send + Sync + 'static,
+    B: for<'s> FnOnce(timely::dataflow::StreamVec<'s, Time, D>) + Send + Sync + 'static,
+{
+    timely::execute_directly(move |worker| {
+        worker.dataflow::<u64, _, _>(|top| {
+            top.iterative::<u64, _, _>(|scope| {
+                let records = timely::dataflow::operators::generic::operator::source::<_, CapacityContainerBuilder<Vec<D>>, _, _>(scope, "script", move |cap, info| {
+                    let activator = scope.activator_for(info.address);
+                    let mut caps = vec![cap];
+                    let mut activation = 0;
+                    move |output| {
+                        activation += 1;
+                        script(activation, &mut caps, output);
+                        if !caps.is_empty() {
+                            activator.activate();
+                        }
+                    }
+                });
+                build(records);
+            })
+        });
+        while worker.step() {}
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -295,10 +295,12 @@ fn snapshot(machines: &HashMap<i64, DeviceRules>, pending: &Pending, e: u64) -> 
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use timely::dataflow::operators::generic::OutputBuilderSession;
     use timely::dataflow::operators::{Capability, Inspect};
     use timely::order::Product;
 
     use super::*;
+    use crate::epoch::run_scripted;
     use crate::jobs::alerts::rules::{blog_rules, rules_of};
     use crate::jobs::alerts::SlaTable;
 
@@ -318,46 +320,28 @@ mod tests {
         let rows: Arc<Mutex<Vec<(Time, Row)>>> = Default::default();
         let parts: Arc<Mutex<Vec<(Time, CheckpointPart)>>> = Default::default();
         let (rows_seen, parts_seen) = (rows.clone(), parts.clone());
-        let (a_sent, b_sent) = (a.clone(), b.clone());
-        timely::execute_directly(move |worker| {
-            let counters = Counters::new(1);
-            // As in the runner: event time × epoch in an iterative scope, fed by a scripted source that holds one
-            // capability in epoch 1 and one in epoch 2.
-            worker.dataflow::<u64, _, _>(|top| {
-                top.iterative::<u64, _, _>(|scope| {
-                    let mut script = Some((a_sent, b_sent));
-                    let mut caps: Vec<Capability<Time>> = Vec::new();
-                    let mut activations = 0;
-                    let events = timely::dataflow::operators::generic::operator::source::<_, CapacityContainerBuilder<Vec<DeviceEvent>>, _, _>(scope, "script", move |cap, info| {
-                        let activator = scope.activator_for(info.address);
-                        caps.push(cap);
-                        move |output| {
-                            activations += 1;
-                            if let Some((a, b)) = script.take() {
-                                let one = caps[0].delayed(&Product::new(0, 1));
-                                let two = caps[0].delayed(&Product::new(0, 2));
-                                output.session(&one).give(a);
-                                output.session(&two).give(b);
-                                // Event time 200 has passed A and B, but epoch 1 is not complete.
-                                caps = vec![one.delayed(&Product::new(200, 1)), two.delayed(&Product::new(200, 2))];
-                            } else if activations == 50 {
-                                // Epoch 1 completes.
-                                caps.truncate(1);
-                                caps[0].downgrade(&Product::new(200, 2));
-                            } else if activations == 100 {
-                                caps.clear();
-                            }
-                            if !caps.is_empty() {
-                                activator.activate();
-                            }
-                        }
-                    });
-                    let (out, checkpoint) = alert_rows(events, &job, &recovery, 1, &counters);
-                    checkpoint.inspect_time(move |t, p| parts_seen.lock().unwrap().push((*t, p.clone())));
-                    out.inspect_time(move |t, r| rows_seen.lock().unwrap().push((*t, r.clone())));
-                })
-            });
-            while worker.step() {}
+        // A scripted source that holds one capability in epoch 1 and one in epoch 2.
+        let mut script = Some((a.clone(), b.clone()));
+        let source = move |activation: usize, caps: &mut Vec<Capability<Time>>, output: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<DeviceEvent>>>| {
+            if let Some((a, b)) = script.take() {
+                let one = caps[0].delayed(&Product::new(0, 1));
+                let two = caps[0].delayed(&Product::new(0, 2));
+                output.session(&one).give(a);
+                output.session(&two).give(b);
+                // Event time 200 has passed A and B, but epoch 1 is not complete.
+                *caps = vec![one.delayed(&Product::new(200, 1)), two.delayed(&Product::new(200, 2))];
+            } else if activation == 50 {
+                // Epoch 1 completes.
+                caps.truncate(1);
+                caps[0].downgrade(&Product::new(200, 2));
+            } else if activation == 100 {
+                caps.clear();
+            }
+        };
+        run_scripted(source, move |events| {
+            let (out, checkpoint) = alert_rows(events, &job, &recovery, 1, &Counters::new(1));
+            checkpoint.inspect_time(move |t, p| parts_seen.lock().unwrap().push((*t, p.clone())));
+            out.inspect_time(move |t, r| rows_seen.lock().unwrap().push((*t, r.clone())));
         });
         let parts = parts.lock().unwrap();
         let first = parts.iter().find(|(t, _)| t.inner == 1).expect("a part of epoch 1");

@@ -529,11 +529,13 @@ fn message(t: u64, device: i64, x: &Candidate, close: Option<&str>) -> Row {
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use timely::dataflow::operators::generic::OutputBuilderSession;
     use timely::dataflow::operators::{Capability, Inspect};
     use timely::order::Product;
 
     use super::record::Alert;
     use super::*;
+    use crate::epoch::run_scripted;
 
     fn alert(alert_id: &str, alert_time: u64) -> AlertRecord {
         AlertRecord::of(AlertKind::Alert(Alert { alert_id: alert_id.into(), device: 1, alert_type: "A_AND_B".into(), priority: 5, alert_time, delay_ms: 0, info: None }))
@@ -552,48 +554,29 @@ mod tests {
         let parts: Arc<Mutex<Vec<(Time, CheckpointPart)>>> = Default::default();
         let dead: Arc<Mutex<Vec<Row>>> = Default::default();
         let (parts_seen, dead_seen) = (parts.clone(), dead.clone());
-        timely::execute_directly(move |worker| {
-            let counters = Counters::new(1);
-            worker.dataflow::<u64, _, _>(|top| {
-                top.iterative::<u64, _, _>(|scope| {
-                    let mut caps: Vec<Capability<Time>> = Vec::new();
-                    let mut activations = 0;
-                    let records = timely::dataflow::operators::generic::operator::source::<_, CapacityContainerBuilder<Vec<AlertRecord>>, _, _>(scope, "script", move |cap, info| {
-                        let activator = scope.activator_for(info.address);
-                        caps.push(cap);
-                        move |output| {
-                            activations += 1;
-                            match activations {
-                                1 => {
-                                    let at = caps[0].delayed(&Product::new(100, 1));
-                                    // X alerted and revoked by 200; Y revoked (before its alert) at 150; Z revoked at 400.
-                                    let batch = vec![alert("x", 100), revoke("x", 200), revoke("y", 150), alert("z", 120), revoke("z", 400)];
-                                    output.session(&at).give_iterator(batch.into_iter());
-                                    caps[0] = at;
-                                }
-                                // The frontier passes 200 (X's and Y's revoke times) but not 400, still in epoch 1.
-                                20 => caps[0].downgrade(&Product::new(300, 1)),
-                                // A redelivery of Z's revoke (behind 400: the job still knows Z), then epoch 1
-                                // completes.
-                                40 => {
-                                    output.session(&caps[0]).give(revoke("z", 400));
-                                    let next = caps[0].delayed(&Product::new(300, 2));
-                                    caps[0] = next;
-                                }
-                                60 => caps.clear(),
-                                _ => {}
-                            }
-                            if !caps.is_empty() {
-                                activator.activate();
-                            }
-                        }
-                    });
-                    let (_, duplicates, parts) = due_updates(records, 1, &counters, &recovery);
-                    parts.inspect_time(move |t, p| parts_seen.lock().unwrap().push((*t, p.clone())));
-                    duplicates.inspect(move |r| dead_seen.lock().unwrap().push(r.clone()));
-                })
-            });
-            while worker.step() {}
+        let source = |activation: usize, caps: &mut Vec<Capability<Time>>, output: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<AlertRecord>>>| match activation {
+            1 => {
+                let at = caps[0].delayed(&Product::new(100, 1));
+                // X alerted and revoked by 200; Y revoked (before its alert) at 150; Z revoked at 400.
+                let batch = vec![alert("x", 100), revoke("x", 200), revoke("y", 150), alert("z", 120), revoke("z", 400)];
+                output.session(&at).give_iterator(batch.into_iter());
+                caps[0] = at;
+            }
+            // The frontier passes 200 (X's and Y's revoke times) but not 400, still in epoch 1.
+            20 => caps[0].downgrade(&Product::new(300, 1)),
+            // A redelivery of Z's revoke (behind 400: the job still knows Z), then epoch 1 completes.
+            40 => {
+                output.session(&caps[0]).give(revoke("z", 400));
+                let next = caps[0].delayed(&Product::new(300, 2));
+                caps[0] = next;
+            }
+            60 => caps.clear(),
+            _ => {}
+        };
+        run_scripted(source, move |records| {
+            let (_, duplicates, parts) = due_updates(records, 1, &Counters::new(1), &recovery);
+            parts.inspect_time(move |t, p| parts_seen.lock().unwrap().push((*t, p.clone())));
+            duplicates.inspect(move |r| dead_seen.lock().unwrap().push(r.clone()));
         });
         let parts = parts.lock().unwrap();
         let first = parts.iter().find(|(t, p)| t.inner == 1 && matches!(p, CheckpointPart::Window { operator, .. } if operator == DUE_OPERATOR)).expect("a part of epoch 1");
